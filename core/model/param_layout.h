@@ -1,0 +1,71 @@
+#pragma once
+// Where every parameter lives in the one flat parameter buffer (and, at the same offsets, in the
+// flat gradient buffer). Names are Hugging Face's state-dict keys, so checkpoints map 1:1.
+// Sharding, checkpointing and communication all become slicing of these buffers.
+#include <string>
+#include <vector>
+
+#include "core/model/config.h"
+#include "core/tensor/tensor.h"
+
+namespace qwen3 {
+
+// Embedding and linear weights get normal(0, initializer_range); norm weights get 1. By default
+// neither norms nor the embedding are weight-decayed (a later optimizer rule reads this).
+enum class ParamKind { Embedding, Linear, Norm };
+
+struct ParamEntry {
+  std::string name;       // "model.layers.3.self_attn.q_proj.weight"
+  std::string component;  // "self_attn.q_proj" (per-layer) or the full name (global)
+  int layer = -1;         // -1 for tensors outside the decoder layers
+  ParamKind kind = ParamKind::Linear;
+  Shape shape;
+  int64_t offset = 0;  // in elements from the start of the flat buffer
+  int64_t numel() const { return shape.numel(); }
+};
+
+// Per-layer tensors, by index into ParamLayout::entries().
+struct LayerParams {
+  int input_layernorm, q_proj, k_proj, v_proj, q_norm, k_norm, o_proj, post_attention_layernorm,
+      gate_proj, up_proj, down_proj;
+};
+
+class ParamLayout {
+ public:
+  explicit ParamLayout(const ModelConfig& config);
+
+  // Tensor starts are aligned to this many elements (256 bytes in fp32): every view starts on a
+  // cache-line and vector-load boundary on both backends.
+  static constexpr int64_t kAlignElements = 64;
+
+  const std::vector<ParamEntry>& entries() const { return entries_; }
+  const ParamEntry& operator[](int index) const { return entries_[index]; }
+  // Throws, naming the tensor, when there is no such parameter.
+  const ParamEntry& find(const std::string& name) const;
+  bool contains(const std::string& name) const;
+
+  const LayerParams& layer(int i) const { return layers_[i]; }
+  int embed_tokens() const { return embed_; }
+  int final_norm() const { return final_norm_; }
+  // The LM head's entry: the embedding itself when tie_word_embeddings.
+  int lm_head() const { return lm_head_; }
+  bool tied() const { return tied_; }
+
+  int64_t flat_size() const { return flat_size_; }  // elements, alignment padding included
+  int64_t unique_parameters() const;                // every stored parameter once
+  int64_t parameters_if_untied() const;             // the tied head counted separately
+  int64_t non_embedding_parameters() const;         // without the embedding and the LM head
+  int64_t layer_parameters() const;                 // one decoder layer
+
+ private:
+  int add(const std::string& name, const std::string& component, int layer, ParamKind kind,
+          Shape shape);
+
+  std::vector<ParamEntry> entries_;
+  std::vector<LayerParams> layers_;
+  int embed_ = -1, final_norm_ = -1, lm_head_ = -1;
+  bool tied_ = true;
+  int64_t flat_size_ = 0;
+};
+
+}  // namespace qwen3

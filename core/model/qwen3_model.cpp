@@ -1,0 +1,261 @@
+#include "core/model/qwen3_model.h"
+
+#include "core/util/error.h"
+#include "core/util/rng.h"
+
+namespace qwen3 {
+
+Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend)
+    : config_(config), backend_(backend), layout_(config) {
+  const size_t bytes = static_cast<size_t>(layout_.flat_size()) * dtype_size(backend.storage_dtype());
+  params_ = backend_.allocate(bytes);
+  grads_ = backend_.allocate(bytes);
+  backend_.fill_zero(params_flat());
+  backend_.fill_zero(grads_flat());
+}
+
+TensorView Qwen3Model::param(int index) const {
+  const ParamEntry& e = layout_[index];
+  return params_->view(backend_.storage_dtype(), e.shape, e.offset * dtype_size(backend_.storage_dtype()));
+}
+
+TensorView Qwen3Model::grad(int index) const {
+  const ParamEntry& e = layout_[index];
+  return grads_->view(backend_.storage_dtype(), e.shape, e.offset * dtype_size(backend_.storage_dtype()));
+}
+
+TensorView Qwen3Model::params_flat() const {
+  return params_->view(backend_.storage_dtype(), {layout_.flat_size()});
+}
+
+TensorView Qwen3Model::grads_flat() const {
+  return grads_->view(backend_.storage_dtype(), {layout_.flat_size()});
+}
+
+void Qwen3Model::init_weights(uint64_t seed) {
+  for (size_t i = 0; i < layout_.entries().size(); ++i) {
+    const ParamEntry& e = layout_[static_cast<int>(i)];
+    std::vector<float> values(static_cast<size_t>(e.numel()));
+    if (e.kind == ParamKind::Norm)
+      std::fill(values.begin(), values.end(), 1.0f);
+    else
+      fill_normal(values.data(), e.numel(), 0.0, config_.initializer_range, seed, i);
+    backend_.upload(values.data(), param(static_cast<int>(i)));
+  }
+}
+
+void Qwen3Model::load_params(const std::vector<float>& flat) {
+  QWEN3_CHECK(static_cast<int64_t>(flat.size()) == layout_.flat_size(),
+              "load_params: got {} values, the layout holds {}", flat.size(), layout_.flat_size());
+  backend_.upload(flat.data(), params_flat());
+}
+
+std::vector<float> Qwen3Model::params_to_host() const {
+  std::vector<float> out(static_cast<size_t>(layout_.flat_size()));
+  backend_.download(params_flat(), out.data());
+  return out;
+}
+
+std::vector<float> Qwen3Model::grads_to_host() const {
+  std::vector<float> out(static_cast<size_t>(layout_.flat_size()));
+  backend_.download(grads_flat(), out.data());
+  return out;
+}
+
+void Qwen3Model::zero_grads() { backend_.fill_zero(grads_flat()); }
+
+TensorView Qwen3Model::act(int index) const {
+  const ActivationEntry& e = (*acts_layout_)[index];
+  return acts_->view(e.dtype, e.shape, e.byte_offset);
+}
+
+void Qwen3Model::ensure_activations(int64_t batch, int64_t seq) {
+  if (acts_layout_) {
+    const Shape& current = (*acts_layout_)[acts_layout_->model().tokens].shape;
+    if (current[0] == batch && current[1] == seq) return;
+  }
+  acts_layout_ = std::make_unique<ActivationLayout>(config_, batch, seq, backend_.storage_dtype());
+  acts_.reset();  // free the old buffer before allocating the new one
+  acts_ = backend_.allocate(acts_layout_->total_bytes());
+}
+
+void Qwen3Model::upload_batch(const Batch& b) {
+  QWEN3_CHECK(b.batch > 0 && b.seq > 0, "batch shape [{}, {}] is empty", b.batch, b.seq);
+  QWEN3_CHECK(b.seq <= config_.max_position_embeddings,
+              "sequence length {} exceeds max_position_embeddings {}", b.seq,
+              config_.max_position_embeddings);
+  const size_t n = static_cast<size_t>(b.batch * b.seq);
+  QWEN3_CHECK(b.tokens.size() == n, "batch has {} tokens, expected {} x {}", b.tokens.size(),
+              b.batch, b.seq);
+  QWEN3_CHECK(b.labels.size() == n, "batch has {} labels, expected {} x {}", b.labels.size(),
+              b.batch, b.seq);
+  QWEN3_CHECK(b.positions.empty() || b.positions.size() == n,
+              "batch has {} positions, expected none or {}", b.positions.size(), n);
+  QWEN3_CHECK(b.doc_ids.empty() || b.doc_ids.size() == n,
+              "batch has {} document ids, expected none or {}", b.doc_ids.size(), n);
+  ensure_activations(b.batch, b.seq);
+  const ModelActivations& m = acts_layout_->model();
+
+  // HF's causal-LM shift: position t predicts labels[t + 1]; the last position predicts nothing.
+  std::vector<int32_t> shifted(n), positions(n);
+  for (int64_t r = 0; r < b.batch; ++r)
+    for (int64_t t = 0; t < b.seq; ++t) {
+      const size_t i = static_cast<size_t>(r * b.seq + t);
+      shifted[i] = t + 1 < b.seq ? b.labels[i + 1] : kIgnoreIndex;
+      positions[i] = b.positions.empty() ? static_cast<int32_t>(t) : b.positions[i];
+    }
+  backend_.upload(b.tokens.data(), act(m.tokens));
+  backend_.upload(shifted.data(), act(m.labels_shifted));
+  backend_.upload(positions.data(), act(m.positions));
+  use_doc_ids_ = !b.doc_ids.empty();
+  if (use_doc_ids_) backend_.upload(b.doc_ids.data(), act(m.doc_ids));
+}
+
+LossSum Qwen3Model::forward(const Batch& batch) {
+  upload_batch(batch);
+  Backend& be = backend_;
+  const ModelConfig& c = config_;
+  const ModelActivations& m = acts_layout_->model();
+  const int64_t n = batch.batch * batch.seq, hq = c.num_attention_heads,
+                hkv = c.num_key_value_heads, hd = c.head_dim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const TensorView tokens = act(m.tokens).reshaped({n});
+  const TensorView positions = act(m.positions).reshaped({n});
+  const TensorView doc_ids = act(m.doc_ids);
+
+  be.embedding_forward(tokens, param(layout_.embed_tokens()),
+                       act(acts_layout_->layer(0).resid_in));
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerParams& p = layout_.layer(l);
+    const LayerActivations& a = acts_layout_->layer(l);
+    // attention block
+    be.rmsnorm_forward(act(a.resid_in), param(p.input_layernorm), eps, act(a.ln1), act(a.ln1_rstd));
+    be.linear_forward(act(a.ln1), param(p.q_proj), act(a.q));
+    be.linear_forward(act(a.ln1), param(p.k_proj), act(a.k));
+    be.linear_forward(act(a.ln1), param(p.v_proj), act(a.v));
+    // QK-norm over head_dim, one shared weight per projection, then RoPE in place.
+    const TensorView q_rope = act(a.q_rope), k_rope = act(a.k_rope);
+    be.rmsnorm_forward(act(a.q).reshaped({n * hq, hd}), param(p.q_norm), eps,
+                       q_rope.reshaped({n * hq, hd}), act(a.q_rstd));
+    be.rmsnorm_forward(act(a.k).reshaped({n * hkv, hd}), param(p.k_norm), eps,
+                       k_rope.reshaped({n * hkv, hd}), act(a.k_rstd));
+    be.rope_forward(q_rope.reshaped({n, hq, hd}), positions, c.rope_theta,
+                    q_rope.reshaped({n, hq, hd}));
+    be.rope_forward(k_rope.reshaped({n, hkv, hd}), positions, c.rope_theta,
+                    k_rope.reshaped({n, hkv, hd}));
+    const TensorView v = act(a.v).reshaped({batch.batch, batch.seq, hkv, hd});
+    be.attention_forward(q_rope, k_rope, v, use_doc_ids_ ? &doc_ids : nullptr, act(a.attn),
+                         act(a.attn_lse));
+    be.linear_forward(act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), act(m.delta));
+    be.add(act(a.resid_in), act(m.delta), act(a.resid_mid));
+    // MLP block
+    be.rmsnorm_forward(act(a.resid_mid), param(p.post_attention_layernorm), eps, act(a.ln2),
+                       act(a.ln2_rstd));
+    be.linear_forward(act(a.ln2), param(p.gate_proj), act(a.gate));
+    be.linear_forward(act(a.ln2), param(p.up_proj), act(a.up));
+    be.swiglu_forward(act(a.gate), act(a.up), act(a.act));
+    be.linear_forward(act(a.act), param(p.down_proj), act(m.delta));
+    const int next = l + 1 < c.num_hidden_layers ? acts_layout_->layer(l + 1).resid_in : m.resid_final;
+    be.add(act(a.resid_mid), act(m.delta), act(next));
+  }
+  be.rmsnorm_forward(act(m.resid_final), param(layout_.final_norm()), eps, act(m.final_norm),
+                     act(m.final_rstd));
+  be.linear_forward(act(m.final_norm), param(layout_.lm_head()), act(m.logits));
+  const TensorView targets = act(m.labels_shifted).reshaped({n});
+  be.cross_entropy_forward(act(m.logits), targets, kIgnoreIndex, act(m.token_losses),
+                           act(m.logits_lse));
+
+  std::vector<float> losses(static_cast<size_t>(n));
+  std::vector<int32_t> shifted(static_cast<size_t>(n));
+  be.download(act(m.token_losses), losses.data());
+  be.download(targets, shifted.data());
+  LossSum total;
+  for (int64_t i = 0; i < n; ++i)
+    if (shifted[i] != kIgnoreIndex) {
+      total.sum += losses[i];
+      total.tokens += 1;
+    }
+  forward_done_ = true;
+  return total;
+}
+
+void Qwen3Model::backward(float loss_scale) {
+  QWEN3_CHECK(forward_done_, "backward() needs a forward() first (each forward feeds one backward)");
+  forward_done_ = false;
+  Backend& be = backend_;
+  const ModelConfig& c = config_;
+  const ModelActivations& m = acts_layout_->model();
+  const Shape& bt = (*acts_layout_)[m.tokens].shape;
+  const int64_t n = bt[0] * bt[1], hq = c.num_attention_heads, hkv = c.num_key_value_heads,
+                hd = c.head_dim;
+  const TensorView tokens = act(m.tokens).reshaped({n});
+  const TensorView positions = act(m.positions).reshaped({n});
+  const TensorView doc_ids = act(m.doc_ids);
+  const TensorView d_resid = act(m.d_resid), d_hidden = act(m.d_hidden);
+
+  // Loss and head. The logits buffer becomes its own gradient.
+  const TensorView logits = act(m.logits);
+  be.cross_entropy_backward(logits, act(m.logits_lse), act(m.labels_shifted).reshaped({n}),
+                            kIgnoreIndex, loss_scale, logits);
+  be.linear_backward(logits, act(m.final_norm), param(layout_.lm_head()), &d_hidden, false,
+                     grad(layout_.lm_head()));
+  be.rmsnorm_backward(d_hidden, act(m.resid_final), param(layout_.final_norm()), act(m.final_rstd),
+                      d_resid, false, grad(layout_.final_norm()));
+
+  for (int l = c.num_hidden_layers - 1; l >= 0; --l) {
+    const LayerParams& p = layout_.layer(l);
+    const LayerActivations& a = acts_layout_->layer(l);
+    // MLP block: resid_out = resid_mid + down(silu(gate(ln2)) ⊙ up(ln2))
+    const TensorView d_act = act(m.d_act), d_gate = act(m.d_gate), d_up = act(m.d_up);
+    be.linear_backward(d_resid, act(a.act), param(p.down_proj), &d_act, false, grad(p.down_proj));
+    be.swiglu_backward(d_act, act(a.gate), act(a.up), d_gate, d_up);
+    be.linear_backward(d_gate, act(a.ln2), param(p.gate_proj), &d_hidden, false, grad(p.gate_proj));
+    be.linear_backward(d_up, act(a.ln2), param(p.up_proj), &d_hidden, true, grad(p.up_proj));
+    be.rmsnorm_backward(d_hidden, act(a.resid_mid), param(p.post_attention_layernorm),
+                        act(a.ln2_rstd), d_resid, true, grad(p.post_attention_layernorm));
+
+    // Attention block: resid_mid = resid_in + o(attention(rope(norm(q)), rope(norm(k)), v))
+    const TensorView d_attn = act(m.d_attn), d_q = act(m.d_q), d_k = act(m.d_k), d_v = act(m.d_v);
+    const TensorView d_attn_2d = d_attn.reshaped({n, hq * hd});
+    be.linear_backward(d_resid, act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), &d_attn_2d,
+                       false, grad(p.o_proj));
+    const TensorView v = act(a.v).reshaped(d_v.shape);
+    be.attention_backward(d_attn, act(a.q_rope), act(a.k_rope), v, act(a.attn), act(a.attn_lse),
+                          use_doc_ids_ ? &doc_ids : nullptr, d_q, d_k, d_v);
+    be.rope_backward(d_q.reshaped({n, hq, hd}), positions, c.rope_theta, d_q.reshaped({n, hq, hd}));
+    be.rope_backward(d_k.reshaped({n, hkv, hd}), positions, c.rope_theta,
+                     d_k.reshaped({n, hkv, hd}));
+    const TensorView d_q_pre = act(m.d_q_pre), d_k_pre = act(m.d_k_pre);
+    be.rmsnorm_backward(d_q.reshaped({n * hq, hd}), act(a.q).reshaped({n * hq, hd}),
+                        param(p.q_norm), act(a.q_rstd), d_q_pre.reshaped({n * hq, hd}), false,
+                        grad(p.q_norm));
+    be.rmsnorm_backward(d_k.reshaped({n * hkv, hd}), act(a.k).reshaped({n * hkv, hd}),
+                        param(p.k_norm), act(a.k_rstd), d_k_pre.reshaped({n * hkv, hd}), false,
+                        grad(p.k_norm));
+    be.linear_backward(d_q_pre, act(a.ln1), param(p.q_proj), &d_hidden, false, grad(p.q_proj));
+    be.linear_backward(d_k_pre, act(a.ln1), param(p.k_proj), &d_hidden, true, grad(p.k_proj));
+    be.linear_backward(d_v.reshaped({n, hkv * hd}), act(a.ln1), param(p.v_proj), &d_hidden, true,
+                       grad(p.v_proj));
+    be.rmsnorm_backward(d_hidden, act(a.resid_in), param(p.input_layernorm), act(a.ln1_rstd),
+                        d_resid, true, grad(p.input_layernorm));
+  }
+  be.embedding_backward(tokens, d_resid, grad(layout_.embed_tokens()));
+}
+
+std::vector<float> Qwen3Model::logits_to_host() const {
+  QWEN3_CHECK(forward_done_, "logits are available after forward() and before backward()");
+  const TensorView logits = act(acts_layout_->model().logits);
+  std::vector<float> out(static_cast<size_t>(logits.numel()));
+  backend_.download(logits, out.data());
+  return out;
+}
+
+std::vector<float> Qwen3Model::token_losses_to_host() const {
+  QWEN3_CHECK(acts_layout_ != nullptr, "token losses are available after forward()");
+  const TensorView losses = act(acts_layout_->model().token_losses);
+  std::vector<float> out(static_cast<size_t>(losses.numel()));
+  backend_.download(losses, out.data());
+  return out;
+}
+
+}  // namespace qwen3

@@ -1,0 +1,89 @@
+#pragma once
+// Qwen3ForCausalLM, forward and backward, written once against the Backend op interface.
+// Parameters and gradients are two flat buffers with the same ParamLayout; activations are a third,
+// sized for one (batch, seq) at a time.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/model/activations.h"
+#include "core/model/config.h"
+#include "core/model/param_layout.h"
+#include "core/ops/backend.h"
+
+namespace qwen3 {
+
+// HF's ignore index: labels equal to it contribute no loss.
+constexpr int32_t kIgnoreIndex = -100;
+
+// One micro-batch on the host, row-major [batch, seq].
+struct Batch {
+  int64_t batch = 0;
+  int64_t seq = 0;
+  std::vector<int32_t> tokens;
+  // Labels aligned with tokens, as HF takes them; the model shifts them by one, so position t is
+  // scored on labels[t + 1] and the last position on nothing. kIgnoreIndex masks a label.
+  std::vector<int32_t> labels;
+  // Optional. Empty means 0 .. seq-1 in every row. Restarting at document starts is the loader's
+  // choice.
+  std::vector<int32_t> positions;
+  // Optional. Empty means plain causal attention; otherwise attention stays within equal ids.
+  std::vector<int32_t> doc_ids;
+};
+
+struct LossSum {
+  double sum = 0.0;    // Σ token losses, in nats
+  int64_t tokens = 0;  // tokens that were scored (labels not ignored)
+  double mean() const { return tokens ? sum / double(tokens) : 0.0; }
+};
+
+class Qwen3Model {
+ public:
+  Qwen3Model(const ModelConfig& config, Backend& backend);
+
+  const ModelConfig& config() const { return config_; }
+  const ParamLayout& layout() const { return layout_; }
+  Backend& backend() { return backend_; }
+
+  TensorView param(int index) const;  // by ParamLayout index
+  TensorView grad(int index) const;
+  TensorView params_flat() const;  // [flat_size]
+  TensorView grads_flat() const;
+
+  // Hugging Face's initialisation, seeded: normal(0, initializer_range) for embedding and linear
+  // weights, 1 for norm weights. Tensor i draws from stream i, so it does not depend on the others.
+  void init_weights(uint64_t seed);
+  // Whole flat buffers as host fp32 (alignment padding included).
+  void load_params(const std::vector<float>& flat);
+  std::vector<float> params_to_host() const;
+  std::vector<float> grads_to_host() const;
+  void zero_grads();
+
+  // Runs the forward pass and keeps what backward needs. Returns the summed loss over scored
+  // tokens; the caller normalises (by this micro-batch, or a global token count).
+  LossSum forward(const Batch& batch);
+  // Adds d(loss_scale · LossSum.sum)/dθ into the gradient buffer. Call after forward(); it consumes
+  // the logits, which hold their gradient afterwards.
+  void backward(float loss_scale);
+
+  // [batch · seq, vocab] logits of the last forward(), before backward().
+  std::vector<float> logits_to_host() const;
+  // [batch · seq] per-token losses of the last forward() (0 where ignored).
+  std::vector<float> token_losses_to_host() const;
+
+ private:
+  TensorView act(int index) const;
+  void ensure_activations(int64_t batch, int64_t seq);
+  void upload_batch(const Batch& batch);
+
+  ModelConfig config_;
+  Backend& backend_;
+  ParamLayout layout_;
+  std::unique_ptr<Buffer> params_, grads_;
+  std::unique_ptr<ActivationLayout> acts_layout_;
+  std::unique_ptr<Buffer> acts_;
+  bool use_doc_ids_ = false;
+  bool forward_done_ = false;
+};
+
+}  // namespace qwen3

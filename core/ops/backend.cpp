@@ -1,0 +1,267 @@
+#include "core/ops/backend.h"
+
+#include "core/util/error.h"
+
+namespace qwen3 {
+
+TensorView Buffer::view(DType dtype, Shape shape, size_t byte_offset) {
+  TensorView v;
+  v.dtype = dtype;
+  v.device = device();
+  v.shape = shape;
+  QWEN3_CHECK(byte_offset + v.bytes() <= bytes(),
+              "view of {} {} at byte {} overruns a {}-byte buffer", shape.str(), dtype_name(dtype),
+              byte_offset, bytes());
+  v.data = static_cast<char*>(data()) + byte_offset;
+  return v;
+}
+
+namespace {
+
+// Validates one argument of an op: present, on the backend's device, of the expected dtype and
+// shape. Errors name the op and the argument.
+void expect(const Backend& backend, const char* op, const char* arg, const TensorView& t,
+            DType dtype, const Shape& shape) {
+  QWEN3_CHECK(t.data != nullptr || t.numel() == 0, "{}: argument '{}' has no memory", op, arg);
+  QWEN3_CHECK(t.device == backend.device(), "{}: argument '{}' is on {}, the {} backend needs {}",
+              op, arg, device_name(t.device), backend.name(), device_name(backend.device()));
+  QWEN3_CHECK(t.dtype == dtype, "{}: argument '{}' is {}, expected {}", op, arg,
+              dtype_name(t.dtype), dtype_name(dtype));
+  QWEN3_CHECK(t.shape == shape, "{}: argument '{}' has shape {}, expected {}", op, arg,
+              t.shape.str(), shape.str());
+}
+
+void expect_rank(const char* op, const char* arg, const TensorView& t, int rank) {
+  QWEN3_CHECK(t.shape.rank() == rank, "{}: argument '{}' has shape {}, expected rank {}", op, arg,
+              t.shape.str(), rank);
+}
+
+}  // namespace
+
+void Backend::upload(const void* host, const TensorView& dst) {
+  QWEN3_CHECK(dst.device == device(), "upload: destination is on {}, backend is {}",
+              device_name(dst.device), name());
+  upload_impl(host, dst);
+}
+
+void Backend::download(const TensorView& src, void* host) {
+  QWEN3_CHECK(src.device == device(), "download: source is on {}, backend is {}",
+              device_name(src.device), name());
+  download_impl(src, host);
+}
+
+void Backend::fill_zero(const TensorView& dst) {
+  QWEN3_CHECK(dst.device == device(), "fill_zero: tensor is on {}, backend is {}",
+              device_name(dst.device), name());
+  fill_zero_impl(dst);
+}
+
+void Backend::embedding_forward(const TensorView& tokens, const TensorView& table,
+                                const TensorView& out) {
+  const char* op = "embedding_forward";
+  expect_rank(op, "tokens", tokens, 1);
+  expect_rank(op, "table", table, 2);
+  const DType s = storage_dtype();
+  expect(*this, op, "tokens", tokens, DType::I32, {tokens.shape[0]});
+  expect(*this, op, "table", table, s, {table.shape[0], table.shape[1]});
+  expect(*this, op, "out", out, s, {tokens.shape[0], table.shape[1]});
+  embedding_forward_impl(tokens, table, out);
+}
+
+void Backend::embedding_backward(const TensorView& tokens, const TensorView& dout,
+                                 const TensorView& dtable) {
+  const char* op = "embedding_backward";
+  expect_rank(op, "tokens", tokens, 1);
+  expect_rank(op, "dtable", dtable, 2);
+  const DType s = storage_dtype();
+  expect(*this, op, "tokens", tokens, DType::I32, {tokens.shape[0]});
+  expect(*this, op, "dout", dout, s, {tokens.shape[0], dtable.shape[1]});
+  expect(*this, op, "dtable", dtable, s, {dtable.shape[0], dtable.shape[1]});
+  embedding_backward_impl(tokens, dout, dtable);
+}
+
+void Backend::linear_forward(const TensorView& x, const TensorView& w, const TensorView& y) {
+  const char* op = "linear_forward";
+  expect_rank(op, "x", x, 2);
+  expect_rank(op, "w", w, 2);
+  const DType s = storage_dtype();
+  const int64_t rows = x.shape[0], in = w.shape[1], out = w.shape[0];
+  expect(*this, op, "x", x, s, {rows, in});
+  expect(*this, op, "w", w, s, {out, in});
+  expect(*this, op, "y", y, s, {rows, out});
+  linear_forward_impl(x, w, y);
+}
+
+void Backend::linear_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
+                              const TensorView* dx, bool accumulate_dx, const TensorView& dw) {
+  const char* op = "linear_backward";
+  expect_rank(op, "x", x, 2);
+  expect_rank(op, "w", w, 2);
+  const DType s = storage_dtype();
+  const int64_t rows = x.shape[0], in = w.shape[1], out = w.shape[0];
+  expect(*this, op, "dy", dy, s, {rows, out});
+  expect(*this, op, "x", x, s, {rows, in});
+  expect(*this, op, "w", w, s, {out, in});
+  if (dx) expect(*this, op, "dx", *dx, s, {rows, in});
+  expect(*this, op, "dw", dw, s, {out, in});
+  linear_backward_impl(dy, x, w, dx, accumulate_dx, dw);
+}
+
+void Backend::rmsnorm_forward(const TensorView& x, const TensorView& w, float eps,
+                              const TensorView& y, const TensorView& rstd) {
+  const char* op = "rmsnorm_forward";
+  expect_rank(op, "x", x, 2);
+  const DType s = storage_dtype();
+  const int64_t rows = x.shape[0], cols = x.shape[1];
+  expect(*this, op, "w", w, s, {cols});
+  expect(*this, op, "y", y, s, {rows, cols});
+  expect(*this, op, "rstd", rstd, DType::F32, {rows});
+  expect(*this, op, "x", x, s, {rows, cols});
+  QWEN3_CHECK(eps > 0.0f, "{}: eps must be positive, got {}", op, eps);
+  rmsnorm_forward_impl(x, w, eps, y, rstd);
+}
+
+void Backend::rmsnorm_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
+                               const TensorView& rstd, const TensorView& dx, bool accumulate_dx,
+                               const TensorView& dw) {
+  const char* op = "rmsnorm_backward";
+  expect_rank(op, "x", x, 2);
+  const DType s = storage_dtype();
+  const int64_t rows = x.shape[0], cols = x.shape[1];
+  expect(*this, op, "dy", dy, s, {rows, cols});
+  expect(*this, op, "x", x, s, {rows, cols});
+  expect(*this, op, "w", w, s, {cols});
+  expect(*this, op, "rstd", rstd, DType::F32, {rows});
+  expect(*this, op, "dx", dx, s, {rows, cols});
+  expect(*this, op, "dw", dw, s, {cols});
+  rmsnorm_backward_impl(dy, x, w, rstd, dx, accumulate_dx, dw);
+}
+
+void Backend::rope_forward(const TensorView& x, const TensorView& positions, double theta,
+                           const TensorView& y) {
+  const char* op = "rope_forward";
+  expect_rank(op, "x", x, 3);
+  expect(*this, op, "x", x, storage_dtype(), {x.shape[0], x.shape[1], x.shape[2]});
+  expect(*this, op, "positions", positions, DType::I32, {x.shape[0]});
+  expect(*this, op, "y", y, storage_dtype(), {x.shape[0], x.shape[1], x.shape[2]});
+  QWEN3_CHECK(x.shape[2] % 2 == 0, "{}: head_dim {} must be even", op, x.shape[2]);
+  QWEN3_CHECK(theta > 0.0, "{}: theta must be positive, got {}", op, theta);
+  rope_impl(x, positions, theta, y, false);
+}
+
+void Backend::rope_backward(const TensorView& dy, const TensorView& positions, double theta,
+                            const TensorView& dx) {
+  const char* op = "rope_backward";
+  expect_rank(op, "dy", dy, 3);
+  expect(*this, op, "dy", dy, storage_dtype(), {dy.shape[0], dy.shape[1], dy.shape[2]});
+  expect(*this, op, "positions", positions, DType::I32, {dy.shape[0]});
+  expect(*this, op, "dx", dx, storage_dtype(), {dy.shape[0], dy.shape[1], dy.shape[2]});
+  QWEN3_CHECK(dy.shape[2] % 2 == 0, "{}: head_dim {} must be even", op, dy.shape[2]);
+  rope_impl(dy, positions, theta, dx, true);
+}
+
+namespace {
+
+struct AttentionDims {
+  int64_t batch, seq, q_heads, kv_heads, head_dim;
+};
+
+AttentionDims attention_dims(const char* op, const TensorView& q, const TensorView& k) {
+  expect_rank(op, "q", q, 4);
+  expect_rank(op, "k", k, 4);
+  AttentionDims d{q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
+  QWEN3_CHECK(d.kv_heads > 0 && d.q_heads % d.kv_heads == 0,
+              "{}: {} query heads are not a multiple of {} KV heads", op, d.q_heads, d.kv_heads);
+  return d;
+}
+
+}  // namespace
+
+void Backend::attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
+                                const TensorView* doc_ids, const TensorView& out,
+                                const TensorView& lse) {
+  const char* op = "attention_forward";
+  const AttentionDims d = attention_dims(op, q, k);
+  const DType s = storage_dtype();
+  expect(*this, op, "q", q, s, {d.batch, d.seq, d.q_heads, d.head_dim});
+  expect(*this, op, "k", k, s, {d.batch, d.seq, d.kv_heads, d.head_dim});
+  expect(*this, op, "v", v, s, {d.batch, d.seq, d.kv_heads, d.head_dim});
+  if (doc_ids) expect(*this, op, "doc_ids", *doc_ids, DType::I32, {d.batch, d.seq});
+  expect(*this, op, "out", out, s, {d.batch, d.seq, d.q_heads, d.head_dim});
+  expect(*this, op, "lse", lse, DType::F32, {d.batch, d.q_heads, d.seq});
+  attention_forward_impl(q, k, v, doc_ids, out, lse);
+}
+
+void Backend::attention_backward(const TensorView& dout, const TensorView& q, const TensorView& k,
+                                 const TensorView& v, const TensorView& out, const TensorView& lse,
+                                 const TensorView* doc_ids, const TensorView& dq,
+                                 const TensorView& dk, const TensorView& dv) {
+  const char* op = "attention_backward";
+  const AttentionDims d = attention_dims(op, q, k);
+  const DType s = storage_dtype();
+  const Shape q_shape{d.batch, d.seq, d.q_heads, d.head_dim};
+  const Shape kv_shape{d.batch, d.seq, d.kv_heads, d.head_dim};
+  expect(*this, op, "dout", dout, s, q_shape);
+  expect(*this, op, "q", q, s, q_shape);
+  expect(*this, op, "k", k, s, kv_shape);
+  expect(*this, op, "v", v, s, kv_shape);
+  expect(*this, op, "out", out, s, q_shape);
+  expect(*this, op, "lse", lse, DType::F32, {d.batch, d.q_heads, d.seq});
+  if (doc_ids) expect(*this, op, "doc_ids", *doc_ids, DType::I32, {d.batch, d.seq});
+  expect(*this, op, "dq", dq, s, q_shape);
+  expect(*this, op, "dk", dk, s, kv_shape);
+  expect(*this, op, "dv", dv, s, kv_shape);
+  attention_backward_impl(dout, q, k, v, out, lse, doc_ids, dq, dk, dv);
+}
+
+void Backend::swiglu_forward(const TensorView& gate, const TensorView& up, const TensorView& h) {
+  const char* op = "swiglu_forward";
+  expect(*this, op, "up", up, storage_dtype(), gate.shape);
+  expect(*this, op, "h", h, storage_dtype(), gate.shape);
+  expect(*this, op, "gate", gate, storage_dtype(), gate.shape);
+  swiglu_forward_impl(gate, up, h);
+}
+
+void Backend::swiglu_backward(const TensorView& dh, const TensorView& gate, const TensorView& up,
+                              const TensorView& dgate, const TensorView& dup) {
+  const char* op = "swiglu_backward";
+  for (const auto& [arg, t] : {std::pair<const char*, const TensorView&>{"dh", dh},
+                               {"gate", gate}, {"up", up}, {"dgate", dgate}, {"dup", dup}})
+    expect(*this, op, arg, t, storage_dtype(), gate.shape);
+  swiglu_backward_impl(dh, gate, up, dgate, dup);
+}
+
+void Backend::add(const TensorView& a, const TensorView& b, const TensorView& out) {
+  for (const auto& [arg, t] : {std::pair<const char*, const TensorView&>{"a", a}, {"b", b},
+                               {"out", out}})
+    expect(*this, "add", arg, t, storage_dtype(), a.shape);
+  add_impl(a, b, out);
+}
+
+void Backend::cross_entropy_forward(const TensorView& logits, const TensorView& targets,
+                                    int32_t ignore_index, const TensorView& losses,
+                                    const TensorView& lse) {
+  const char* op = "cross_entropy_forward";
+  expect_rank(op, "logits", logits, 2);
+  const int64_t rows = logits.shape[0];
+  expect(*this, op, "logits", logits, storage_dtype(), {rows, logits.shape[1]});
+  expect(*this, op, "targets", targets, DType::I32, {rows});
+  expect(*this, op, "losses", losses, DType::F32, {rows});
+  expect(*this, op, "lse", lse, DType::F32, {rows});
+  cross_entropy_forward_impl(logits, targets, ignore_index, losses, lse);
+}
+
+void Backend::cross_entropy_backward(const TensorView& logits, const TensorView& lse,
+                                     const TensorView& targets, int32_t ignore_index, float scale,
+                                     const TensorView& dlogits) {
+  const char* op = "cross_entropy_backward";
+  expect_rank(op, "logits", logits, 2);
+  const int64_t rows = logits.shape[0];
+  expect(*this, op, "logits", logits, storage_dtype(), {rows, logits.shape[1]});
+  expect(*this, op, "lse", lse, DType::F32, {rows});
+  expect(*this, op, "targets", targets, DType::I32, {rows});
+  expect(*this, op, "dlogits", dlogits, storage_dtype(), {rows, logits.shape[1]});
+  cross_entropy_backward_impl(logits, lse, targets, ignore_index, scale, dlogits);
+}
+
+}  // namespace qwen3

@@ -1,0 +1,142 @@
+#pragma once
+// The op interface every backend implements. The model is written once against it.
+//
+//  * CPU (cpu_backend.cpp): fp32 storage and arithmetic, OpenMP + BLAS. The reference.
+//  * CUDA (later): bf16 storage for weights and activations, fp32 accumulation.
+//
+// Public methods check devices, dtypes and shapes once, here, for every backend, then call the
+// backend's *_impl. Activations and weights use storage_dtype(); per-row statistics (rstd, lse,
+// losses) are always F32; token ids, positions, targets and document ids are I32.
+// Shapes use N = batch · seq tokens, d = hidden size.
+#include <memory>
+#include <string>
+
+#include "core/tensor/tensor.h"
+
+namespace qwen3 {
+
+// Owning memory on a backend's device.
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual void* data() = 0;
+  virtual size_t bytes() const = 0;
+  virtual Device device() const = 0;
+  // A view of `shape` elements of `dtype` starting `byte_offset` bytes in; bounds-checked.
+  TensorView view(DType dtype, Shape shape, size_t byte_offset = 0);
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  // dtype of weights, gradients and activations on this backend.
+  virtual DType storage_dtype() const = 0;
+
+  virtual std::unique_ptr<Buffer> allocate(size_t bytes) = 0;
+  // Host side is float for F32/BF16 views and int32_t for I32 views; conversion happens here.
+  void upload(const void* host, const TensorView& dst);
+  void download(const TensorView& src, void* host);
+  void fill_zero(const TensorView& dst);
+  virtual void synchronize() = 0;
+
+  // tokens[N] i32, table[V, d] -> out[N, d]
+  void embedding_forward(const TensorView& tokens, const TensorView& table, const TensorView& out);
+  // dtable[V, d] += scatter of dout[N, d] by tokens, deterministic
+  void embedding_backward(const TensorView& tokens, const TensorView& dout,
+                          const TensorView& dtable);
+
+  // x[N, in], w[out, in] -> y[N, out] = x · wᵀ
+  void linear_forward(const TensorView& x, const TensorView& w, const TensorView& y);
+  // dx[N, in] (=, or += when accumulate_dx; skipped when dx is null), dw[out, in] +=
+  void linear_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
+                       const TensorView* dx, bool accumulate_dx, const TensorView& dw);
+
+  // x[R, C], w[C] -> y[R, C], rstd[R] f32. QK-norm is this op on [N · heads, head_dim].
+  void rmsnorm_forward(const TensorView& x, const TensorView& w, float eps, const TensorView& y,
+                       const TensorView& rstd);
+  // dx[R, C] (= or +=), dw[C] +=
+  void rmsnorm_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
+                        const TensorView& rstd, const TensorView& dx, bool accumulate_dx,
+                        const TensorView& dw);
+
+  // x[N, heads, head_dim], positions[N] i32 -> y (may alias x)
+  void rope_forward(const TensorView& x, const TensorView& positions, double theta,
+                    const TensorView& y);
+  void rope_backward(const TensorView& dy, const TensorView& positions, double theta,
+                     const TensorView& dx);
+
+  // q[B, T, Hq, hd], k, v[B, T, Hkv, hd], doc_ids[B, T] i32 or null
+  //   -> out[B, T, Hq, hd], lse[B, Hq, T] f32
+  void attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
+                         const TensorView* doc_ids, const TensorView& out, const TensorView& lse);
+  // dq, dk, dv overwritten
+  void attention_backward(const TensorView& dout, const TensorView& q, const TensorView& k,
+                          const TensorView& v, const TensorView& out, const TensorView& lse,
+                          const TensorView* doc_ids, const TensorView& dq, const TensorView& dk,
+                          const TensorView& dv);
+
+  // gate[N, I], up[N, I] -> h[N, I] = silu(gate) ⊙ up
+  void swiglu_forward(const TensorView& gate, const TensorView& up, const TensorView& h);
+  void swiglu_backward(const TensorView& dh, const TensorView& gate, const TensorView& up,
+                       const TensorView& dgate, const TensorView& dup);
+
+  // out = a + b, all the same shape (out may alias a or b)
+  void add(const TensorView& a, const TensorView& b, const TensorView& out);
+
+  // logits[N, V], targets[N] i32 (shifted; ignore_index skipped) -> losses[N] f32, lse[N] f32
+  void cross_entropy_forward(const TensorView& logits, const TensorView& targets,
+                             int32_t ignore_index, const TensorView& losses,
+                             const TensorView& lse);
+  // dlogits[N, V] = scale · (softmax − onehot); may alias logits
+  void cross_entropy_backward(const TensorView& logits, const TensorView& lse,
+                              const TensorView& targets, int32_t ignore_index, float scale,
+                              const TensorView& dlogits);
+
+ protected:
+  virtual void upload_impl(const void* host, const TensorView& dst) = 0;
+  virtual void download_impl(const TensorView& src, void* host) = 0;
+  virtual void fill_zero_impl(const TensorView& dst) = 0;
+  virtual void embedding_forward_impl(const TensorView& tokens, const TensorView& table,
+                                      const TensorView& out) = 0;
+  virtual void embedding_backward_impl(const TensorView& tokens, const TensorView& dout,
+                                       const TensorView& dtable) = 0;
+  virtual void linear_forward_impl(const TensorView& x, const TensorView& w,
+                                   const TensorView& y) = 0;
+  virtual void linear_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
+                                    const TensorView* dx, bool accumulate_dx,
+                                    const TensorView& dw) = 0;
+  virtual void rmsnorm_forward_impl(const TensorView& x, const TensorView& w, float eps,
+                                    const TensorView& y, const TensorView& rstd) = 0;
+  virtual void rmsnorm_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
+                                     const TensorView& rstd, const TensorView& dx,
+                                     bool accumulate_dx, const TensorView& dw) = 0;
+  virtual void rope_impl(const TensorView& x, const TensorView& positions, double theta,
+                         const TensorView& y, bool backward) = 0;
+  virtual void attention_forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
+                                      const TensorView* doc_ids, const TensorView& out,
+                                      const TensorView& lse) = 0;
+  virtual void attention_backward_impl(const TensorView& dout, const TensorView& q,
+                                       const TensorView& k, const TensorView& v,
+                                       const TensorView& out, const TensorView& lse,
+                                       const TensorView* doc_ids, const TensorView& dq,
+                                       const TensorView& dk, const TensorView& dv) = 0;
+  virtual void swiglu_forward_impl(const TensorView& gate, const TensorView& up,
+                                   const TensorView& h) = 0;
+  virtual void swiglu_backward_impl(const TensorView& dh, const TensorView& gate,
+                                    const TensorView& up, const TensorView& dgate,
+                                    const TensorView& dup) = 0;
+  virtual void add_impl(const TensorView& a, const TensorView& b, const TensorView& out) = 0;
+  virtual void cross_entropy_forward_impl(const TensorView& logits, const TensorView& targets,
+                                          int32_t ignore_index, const TensorView& losses,
+                                          const TensorView& lse) = 0;
+  virtual void cross_entropy_backward_impl(const TensorView& logits, const TensorView& lse,
+                                           const TensorView& targets, int32_t ignore_index,
+                                           float scale, const TensorView& dlogits) = 0;
+};
+
+// The fp32 reference backend. `threads` <= 0 keeps OpenMP's default.
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+}  // namespace qwen3

@@ -1,0 +1,63 @@
+#include "core/tensor/tensor.h"
+
+#include "core/util/error.h"
+
+namespace qwen3 {
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return 4;
+    case DType::BF16: return 2;
+    case DType::I32: return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "f32";
+    case DType::BF16: return "bf16";
+    case DType::I32: return "i32";
+  }
+  return "?";
+}
+
+const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+
+Shape::Shape(std::initializer_list<int64_t> dims) {
+  QWEN3_CHECK(dims.size() <= kMaxRank, "tensor rank {} exceeds the maximum {}", dims.size(),
+              kMaxRank);
+  for (int64_t d : dims) {
+    QWEN3_CHECK(d >= 0, "negative tensor dimension {}", d);
+    dims_[rank_++] = d;
+  }
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < rank_; ++i) n *= dims_[i];
+  return n;
+}
+
+bool Shape::operator==(const Shape& other) const {
+  if (rank_ != other.rank_) return false;
+  for (int i = 0; i < rank_; ++i)
+    if (dims_[i] != other.dims_[i]) return false;
+  return true;
+}
+
+std::string Shape::str() const {
+  std::string out = "[";
+  for (int i = 0; i < rank_; ++i) out += (i ? ", " : "") + std::to_string(dims_[i]);
+  return out + "]";
+}
+
+TensorView TensorView::reshaped(Shape new_shape) const {
+  QWEN3_CHECK(new_shape.numel() == numel(), "cannot view a tensor of shape {} as {}", shape.str(),
+              new_shape.str());
+  TensorView view = *this;
+  view.shape = new_shape;
+  return view;
+}
+
+}  // namespace qwen3
