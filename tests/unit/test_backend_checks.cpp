@@ -1,1 +1,63 @@
+// The op interface rejects misuse with messages that name the op and the argument.
 #include <gtest/gtest.h>
+
+#include <functional>
+#include <vector>
+
+#include "core/ops/backend.h"
+#include "core/util/error.h"
+
+namespace {
+
+std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const qwen3::Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+TEST(BackendChecks, ShapeMismatchNamesOpAndArgument) {
+  auto backend = qwen3::make_cpu_backend();
+  auto buffer = backend->allocate(4096);
+  const qwen3::TensorView x = buffer->view(qwen3::DType::F32, {4, 8});
+  const qwen3::TensorView w = buffer->view(qwen3::DType::F32, {3, 8}, 256);
+  const qwen3::TensorView y_wrong = buffer->view(qwen3::DType::F32, {4, 4}, 512);
+  const std::string m = error_of([&] { backend->linear_forward(x, w, y_wrong); });
+  EXPECT_NE(m.find("linear_forward"), std::string::npos) << m;
+  EXPECT_NE(m.find("'y'"), std::string::npos) << m;
+  EXPECT_NE(m.find("[4, 3]"), std::string::npos) << m;
+}
+
+TEST(BackendChecks, WrongDtypeIsNamed) {
+  auto backend = qwen3::make_cpu_backend();
+  auto buffer = backend->allocate(4096);
+  const qwen3::TensorView tokens_as_float = buffer->view(qwen3::DType::F32, {4});
+  const qwen3::TensorView table = buffer->view(qwen3::DType::F32, {10, 8}, 256);
+  const qwen3::TensorView out = buffer->view(qwen3::DType::F32, {4, 8}, 1024);
+  const std::string m = error_of([&] { backend->embedding_forward(tokens_as_float, table, out); });
+  EXPECT_NE(m.find("'tokens' is f32, expected i32"), std::string::npos) << m;
+}
+
+TEST(BackendChecks, TokenIdOutsideVocabularyIsRejected) {
+  auto backend = qwen3::make_cpu_backend();
+  auto buffer = backend->allocate(4096);
+  const qwen3::TensorView tokens = buffer->view(qwen3::DType::I32, {3});
+  const qwen3::TensorView table = buffer->view(qwen3::DType::F32, {10, 8}, 256);
+  const qwen3::TensorView out = buffer->view(qwen3::DType::F32, {3, 8}, 1024);
+  const std::vector<int32_t> ids{1, 10, 2};
+  backend->upload(ids.data(), tokens);
+  const std::string m = error_of([&] { backend->embedding_forward(tokens, table, out); });
+  EXPECT_NE(m.find("token id 10 at index 1 is outside [0, 10)"), std::string::npos) << m;
+}
+
+TEST(BackendChecks, ViewsAreBoundsChecked) {
+  auto backend = qwen3::make_cpu_backend();
+  auto buffer = backend->allocate(64);
+  EXPECT_THROW(buffer->view(qwen3::DType::F32, {17}), qwen3::Error);
+  EXPECT_NO_THROW(buffer->view(qwen3::DType::F32, {16}));
+}
+
+}  // namespace

@@ -1,1 +1,176 @@
+// Whole-model properties on the CPU backend. (Agreement with PyTorch is tests/python's job.)
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/model/qwen3_model.h"
+#include "core/util/error.h"
+#include "core/util/rng.h"
+
+namespace {
+
+const std::string kConfigs = std::string(QWEN3_SOURCE_DIR) + "/configs/models/";
+
+qwen3::Batch random_batch(const qwen3::ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed) {
+  qwen3::Batch b;
+  b.batch = batch;
+  b.seq = seq;
+  for (int64_t i = 0; i < batch * seq; ++i)
+    b.tokens.push_back(int32_t(qwen3::random_bits(seed, 0, uint64_t(i)) % uint64_t(c.vocab_size)));
+  b.labels = b.tokens;
+  return b;
+}
+
+// Rows [first, first + count) of a batch as a batch of its own.
+qwen3::Batch rows_of(const qwen3::Batch& b, int64_t first, int64_t count) {
+  qwen3::Batch out;
+  out.batch = count;
+  out.seq = b.seq;
+  const auto begin = size_t(first * b.seq), end = size_t((first + count) * b.seq);
+  out.tokens.assign(b.tokens.begin() + begin, b.tokens.begin() + end);
+  out.labels.assign(b.labels.begin() + begin, b.labels.begin() + end);
+  return out;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
+  return m;
+}
+
+double max_abs(const std::vector<float>& a) {
+  double m = 0;
+  for (float x : a) m = std::max(m, double(std::abs(x)));
+  return m;
+}
+
+class ModelTest : public ::testing::Test {
+ protected:
+  qwen3::ModelConfig config = qwen3::load_model_config(kConfigs + "tiny.yaml");
+  std::unique_ptr<qwen3::Backend> backend = qwen3::make_cpu_backend();
+};
+
+TEST_F(ModelTest, InitialisationFollowsHf) {
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(3);
+  const std::vector<float> params = model.params_to_host();
+  for (const qwen3::ParamEntry& e : model.layout().entries()) {
+    const float* p = params.data() + e.offset;
+    if (e.kind == qwen3::ParamKind::Norm) {
+      for (int64_t i = 0; i < e.numel(); ++i) ASSERT_EQ(p[i], 1.0f) << e.name;
+      continue;
+    }
+    double sq = 0;
+    for (int64_t i = 0; i < e.numel(); ++i) sq += double(p[i]) * p[i];
+    const double stddev = std::sqrt(sq / double(e.numel()));
+    // Sample std of n normals is within ~4/sqrt(2n) relative of 0.02 with overwhelming odds.
+    EXPECT_NEAR(stddev, 0.02, 0.02 * 4 / std::sqrt(2.0 * double(e.numel()))) << e.name;
+  }
+  qwen3::Qwen3Model same(config, *backend), other(config, *backend);
+  same.init_weights(3);
+  other.init_weights(4);
+  EXPECT_EQ(same.params_to_host(), params);
+  EXPECT_NE(other.params_to_host(), params);
+}
+
+TEST_F(ModelTest, RepeatedStepsAreBitIdentical) {
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(1);
+  const qwen3::Batch b = random_batch(config, 2, 40, 9);
+  std::vector<double> losses;
+  std::vector<std::vector<float>> grads;
+  for (int run = 0; run < 2; ++run) {
+    model.zero_grads();
+    const qwen3::LossSum loss = model.forward(b);
+    model.backward(float(1.0 / double(loss.tokens)));
+    losses.push_back(loss.sum);
+    grads.push_back(model.grads_to_host());
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_EQ(grads[0], grads[1]);
+}
+
+TEST_F(ModelTest, MicroBatchGradientsSumToTheFullBatchGradient) {
+  // Gradient accumulation: two half batches, each scaled by 1 / (tokens in the whole batch), add
+  // up to the gradient of the whole batch. This is what data parallelism relies on.
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(2);
+  const qwen3::Batch full = random_batch(config, 4, 20, 10);
+  model.zero_grads();
+  const qwen3::LossSum whole = model.forward(full);
+  model.backward(float(1.0 / double(whole.tokens)));
+  const std::vector<float> expected = model.grads_to_host();
+
+  model.zero_grads();
+  double loss_sum = 0;
+  for (int64_t first : {0, 2}) {
+    const qwen3::LossSum part = model.forward(rows_of(full, first, 2));
+    model.backward(float(1.0 / double(whole.tokens)));
+    loss_sum += part.sum;
+  }
+  EXPECT_NEAR(loss_sum, whole.sum, 1e-6 * std::abs(whole.sum));
+  const std::vector<float> accumulated = model.grads_to_host();
+  EXPECT_LE(max_abs_diff(accumulated, expected), 1e-5 * max_abs(expected));
+}
+
+TEST_F(ModelTest, IgnoredLabelsContributeNothing) {
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(5);
+  qwen3::Batch b = random_batch(config, 1, 16, 11);
+  std::fill(b.labels.begin(), b.labels.end(), qwen3::kIgnoreIndex);
+  model.zero_grads();
+  const qwen3::LossSum loss = model.forward(b);
+  EXPECT_EQ(loss.tokens, 0);
+  EXPECT_EQ(loss.sum, 0.0);
+  model.backward(1.0f);
+  EXPECT_EQ(max_abs(model.grads_to_host()), 0.0);
+
+  // With labels, the last position is never scored (HF's shift): 15 of 16.
+  b.labels = b.tokens;
+  EXPECT_EQ(model.forward(b).tokens, 15);
+}
+
+TEST_F(ModelTest, DocumentMaskMakesPackedDocumentsIndependent) {
+  // Two documents packed in one row with restarted positions give, for the second document, the
+  // same logits as that document run on its own.
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(6);
+  const int64_t first_len = 7, second_len = 9, seq = first_len + second_len;
+  qwen3::Batch packed = random_batch(config, 1, seq, 12);
+  for (int64_t t = 0; t < seq; ++t) {
+    packed.doc_ids.push_back(t < first_len ? 0 : 1);
+    packed.positions.push_back(int32_t(t < first_len ? t : t - first_len));
+  }
+  model.forward(packed);
+  const std::vector<float> packed_logits = model.logits_to_host();
+
+  qwen3::Batch alone;
+  alone.batch = 1;
+  alone.seq = second_len;
+  alone.tokens.assign(packed.tokens.begin() + first_len, packed.tokens.end());
+  alone.labels = alone.tokens;
+  model.forward(alone);
+  const std::vector<float> alone_logits = model.logits_to_host();
+
+  const size_t v = size_t(config.vocab_size);
+  const std::vector<float> tail(packed_logits.begin() + first_len * v, packed_logits.end());
+  EXPECT_LE(max_abs_diff(tail, alone_logits), 1e-5 * max_abs(alone_logits));
+}
+
+TEST_F(ModelTest, BatchErrorsAreExplained) {
+  qwen3::Qwen3Model model(config, *backend);
+  qwen3::Batch b = random_batch(config, 1, 8, 13);
+  b.labels.pop_back();
+  EXPECT_THROW(model.forward(b), qwen3::Error);
+  qwen3::Batch too_long = random_batch(config, 1, config.max_position_embeddings + 1, 14);
+  try {
+    model.forward(too_long);
+    FAIL();
+  } catch (const qwen3::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos);
+  }
+  EXPECT_THROW(model.backward(1.0f), qwen3::Error);  // no forward to go back through
+}
+
+}  // namespace

@@ -1,1 +1,61 @@
+// The flat parameter layout: HF names, the published parameter counts, aligned and disjoint views.
 #include <gtest/gtest.h>
+
+#include "core/model/config.h"
+#include "core/model/param_layout.h"
+#include "core/util/error.h"
+
+namespace {
+
+const std::string kConfigs = std::string(QWEN3_SOURCE_DIR) + "/configs/models/";
+
+TEST(ParamLayout, Qwen3_0_6B_Counts) {
+  const qwen3::ParamLayout layout(qwen3::load_model_config(kConfigs + "qwen3-0.6b.yaml"));
+  EXPECT_EQ(layout.unique_parameters(), 596049920);
+  EXPECT_EQ(layout.parameters_if_untied(), 751632384);
+  EXPECT_EQ(layout.non_embedding_parameters(), 440467456);
+  EXPECT_EQ(layout.layer_parameters(), 15730944);
+  EXPECT_TRUE(layout.tied());
+  EXPECT_EQ(layout.lm_head(), layout.embed_tokens());
+  // 1 embedding + 28 layers x 11 tensors + final norm, no separate head.
+  EXPECT_EQ(layout.entries().size(), 1u + 28u * 11u + 1u);
+}
+
+TEST(ParamLayout, SeedThreeLayerVariantCounts) {
+  const qwen3::ParamLayout layout(qwen3::load_model_config(kConfigs + "qwen3-3layer-v1519.yaml"));
+  EXPECT_EQ(layout.parameters_if_untied(), 50304768);  // the seed's torchinfo total
+  EXPECT_EQ(layout.unique_parameters(), 48749312);
+  EXPECT_EQ(layout.layer_parameters(), 15730944);
+}
+
+TEST(ParamLayout, HfNamesShapesAndAlignment) {
+  const qwen3::ModelConfig c = qwen3::load_model_config(kConfigs + "tiny-untied.yaml");
+  const qwen3::ParamLayout layout(c);
+  EXPECT_EQ(layout.find("model.embed_tokens.weight").shape, qwen3::Shape({1000, 48}));
+  EXPECT_EQ(layout.find("model.layers.2.self_attn.q_proj.weight").shape, qwen3::Shape({64, 48}));
+  EXPECT_EQ(layout.find("model.layers.2.self_attn.k_proj.weight").shape, qwen3::Shape({32, 48}));
+  EXPECT_EQ(layout.find("model.layers.0.self_attn.o_proj.weight").shape, qwen3::Shape({48, 64}));
+  EXPECT_EQ(layout.find("model.layers.1.self_attn.q_norm.weight").shape, qwen3::Shape({16}));
+  EXPECT_EQ(layout.find("model.layers.1.mlp.down_proj.weight").shape, qwen3::Shape({48, 128}));
+  EXPECT_EQ(layout.find("model.norm.weight").shape, qwen3::Shape({48}));
+  EXPECT_EQ(layout.find("lm_head.weight").shape, qwen3::Shape({1000, 48}));
+  EXPECT_FALSE(layout.tied());
+  EXPECT_NE(layout.lm_head(), layout.embed_tokens());
+  EXPECT_THROW(layout.find("model.layers.3.mlp.up_proj.weight"), qwen3::Error);
+
+  int64_t end = 0;
+  for (const qwen3::ParamEntry& e : layout.entries()) {
+    EXPECT_EQ(e.offset % qwen3::ParamLayout::kAlignElements, 0) << e.name;
+    EXPECT_GE(e.offset, end) << e.name << " overlaps the previous tensor";
+    end = e.offset + e.numel();
+  }
+  EXPECT_LE(end, layout.flat_size());
+}
+
+TEST(ParamLayout, TiedHeadResolvesToEmbedding) {
+  const qwen3::ParamLayout layout(qwen3::load_model_config(kConfigs + "tiny.yaml"));
+  EXPECT_EQ(&layout.find("lm_head.weight"), &layout.find("model.embed_tokens.weight"));
+  EXPECT_FALSE(layout.contains("lm_head.weight"));
+}
+
+}  // namespace
