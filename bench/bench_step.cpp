@@ -19,20 +19,27 @@ int main(int argc, char** argv) {
   int64_t batch = 4, seq = 512, threads = 0, iters = 5, warmup = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
-    if (key == "--model") model_path = value;
-    else if (key == "--batch") batch = std::stoll(value);
-    else if (key == "--seq") seq = std::stoll(value);
-    else if (key == "--threads") threads = std::stoll(value);
-    else if (key == "--iters") iters = std::stoll(value);
-    else if (key == "--warmup") warmup = std::stoll(value);
+    if (key == "--model")
+      model_path = value;
+    else if (key == "--batch")
+      batch = std::stoll(value);
+    else if (key == "--seq")
+      seq = std::stoll(value);
+    else if (key == "--threads")
+      threads = std::stoll(value);
+    else if (key == "--iters")
+      iters = std::stoll(value);
+    else if (key == "--warmup")
+      warmup = std::stoll(value);
     else {
       std::fprintf(stderr, "qwen3-bench-step: unknown argument '%s'\n", key.c_str());
       return 2;
     }
   }
   if (model_path.empty() || iters < 1) {
-    std::fprintf(stderr, "usage: qwen3-bench-step --model M.yaml [--batch B] [--seq T] "
-                         "[--threads N] [--iters K] [--warmup W]\n");
+    std::fprintf(stderr,
+                 "usage: qwen3-bench-step --model M.yaml [--batch B] [--seq T] "
+                 "[--threads N] [--iters K] [--warmup W]\n");
     return 2;
   }
   try {

@@ -12,7 +12,8 @@ namespace {
 
 std::string shape_text(const Shape& s) {
   std::string out;
-  for (int i = 0; i < s.rank(); ++i) out += (i ? " x " : "") + std::to_string(s[i]);
+  for (int i = 0; i < s.rank(); ++i)
+    out += (i ? " x " : "") + std::to_string(s[i]);
   return out;
 }
 
@@ -26,7 +27,8 @@ void append_parameters(std::string& out, const ModelConfig& c, const ParamLayout
   row(embed.name, shape_text(embed.shape), with_commas(embed.numel()));
   out += fmt::format("  per decoder layer (x {}):\n", c.num_hidden_layers);
   for (const ParamEntry& e : layout.entries())
-    if (e.layer == 0) row("  " + e.component + ".weight", shape_text(e.shape), with_commas(e.numel()));
+    if (e.layer == 0)
+      row("  " + e.component + ".weight", shape_text(e.shape), with_commas(e.numel()));
   row("  layer total", "", with_commas(layout.layer_parameters()));
   row(fmt::format("{} decoder layers", c.num_hidden_layers), "",
       with_commas(layout.layer_parameters() * c.num_hidden_layers));
@@ -50,8 +52,9 @@ void append_memory(std::string& out, const ModelConfig& c, const ParamLayout& la
     out += fmt::format("  {:<42} {:>16} {:>22}\n", what, a < 0 ? "-" : human_bytes(a),
                        b < 0 ? "-" : human_bytes(b));
   };
-  out += "\nMemory per replica, before ZeRO sharding (ZeRO divides optimizer state, and with stage 2\n"
-         "gradients, by the number of ranks)\n";
+  out +=
+      "\nMemory per replica, before ZeRO sharding (ZeRO divides optimizer state, and with stage 2\n"
+      "gradients, by the number of ranks)\n";
   out += fmt::format("  {:<42} {:>16} {:>22}\n", "", plans[0].name, plans[1].name);
   auto per_param = [&](auto field) {
     row(field.first, p * (plans[0].*field.second), p * (plans[1].*field.second));

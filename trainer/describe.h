@@ -11,8 +11,8 @@ namespace qwen3 {
 // (the 2 + 2 + 12 bytes per parameter of the ZeRO paper's accounting).
 struct PrecisionPlan {
   const char* name;
-  int weight_bytes;     // the weights the forward pass reads
-  int master_bytes;     // fp32 copy the optimizer updates (0 when the weights already are fp32)
+  int weight_bytes;  // the weights the forward pass reads
+  int master_bytes;  // fp32 copy the optimizer updates (0 when the weights already are fp32)
   int gradient_bytes;
   int optimizer_bytes;  // AdamW's m and v, fp32
 };

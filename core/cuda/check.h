@@ -8,13 +8,14 @@
 
 #include "core/util/error.h"
 
-#define QWEN3_CUDA_CHECK(call)                                                               \
-  QWEN3_CALL_CHECK("CUDA", call, status_ == cudaSuccess,                                    \
+#define QWEN3_CUDA_CHECK(call)                           \
+  QWEN3_CALL_CHECK("CUDA", call, status_ == cudaSuccess, \
                    std::string(cudaGetErrorName(status_)) + ": " + cudaGetErrorString(status_))
 
-#define QWEN3_CUBLAS_CHECK(call)                                                                  \
-  QWEN3_CALL_CHECK("cuBLAS", call, status_ == CUBLAS_STATUS_SUCCESS,                             \
-                   std::string(cublasLtGetStatusName(status_)) + ": " + cublasLtGetStatusString(status_))
+#define QWEN3_CUBLAS_CHECK(call)                        \
+  QWEN3_CALL_CHECK(                                     \
+      "cuBLAS", call, status_ == CUBLAS_STATUS_SUCCESS, \
+      std::string(cublasLtGetStatusName(status_)) + ": " + cublasLtGetStatusString(status_))
 
 #define QWEN3_NCCL_CHECK(call) \
   QWEN3_CALL_CHECK("NCCL", call, status_ == ncclSuccess, std::string(ncclGetErrorString(status_)))

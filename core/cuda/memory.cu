@@ -47,6 +47,8 @@ void fill_bytes(void* device_dst, int byte_value, size_t bytes) {
   QWEN3_CUDA_CHECK(cudaMemset(device_dst, byte_value, bytes));
 }
 
-void synchronize_device() { QWEN3_CUDA_CHECK(cudaDeviceSynchronize()); }
+void synchronize_device() {
+  QWEN3_CUDA_CHECK(cudaDeviceSynchronize());
+}
 
 }  // namespace qwen3::cuda

@@ -46,7 +46,8 @@ void validate(const ModelConfig& c, const KeyLocations& at, const std::string& f
     auto it = at.find(key);
     throw_config_error(it != at.end() ? it->second : SourceLocation{file, 0, 0}, key, message);
   };
-  if (c.model_type != "qwen3") fail("model_type", "is '" + c.model_type + "'; only 'qwen3' is supported");
+  if (c.model_type != "qwen3")
+    fail("model_type", "is '" + c.model_type + "'; only 'qwen3' is supported");
   const std::pair<const char*, int64_t> positive[] = {
       {"vocab_size", c.vocab_size},
       {"hidden_size", c.hidden_size},
@@ -59,9 +60,11 @@ void validate(const ModelConfig& c, const KeyLocations& at, const std::string& f
   for (const auto& [key, value] : positive)
     if (value <= 0) fail(key, fmt::format("must be positive, got {}", value));
   // Token ids and positions travel as int32.
-  if (c.vocab_size > INT32_MAX) fail("vocab_size", fmt::format("{} exceeds int32 token ids", c.vocab_size));
+  if (c.vocab_size > INT32_MAX)
+    fail("vocab_size", fmt::format("{} exceeds int32 token ids", c.vocab_size));
   if (c.max_position_embeddings > INT32_MAX)
-    fail("max_position_embeddings", fmt::format("{} exceeds int32 positions", c.max_position_embeddings));
+    fail("max_position_embeddings",
+         fmt::format("{} exceeds int32 positions", c.max_position_embeddings));
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     fail("num_key_value_heads",
          fmt::format("{} does not divide num_attention_heads {}: each KV head must serve the same "
@@ -69,8 +72,10 @@ void validate(const ModelConfig& c, const KeyLocations& at, const std::string& f
                      c.num_key_value_heads, c.num_attention_heads));
   if (c.head_dim % 2 != 0)
     fail("head_dim", fmt::format("{} is odd; RoPE rotates pairs of dimensions", c.head_dim));
-  if (!(c.rms_norm_eps > 0.0)) fail("rms_norm_eps", fmt::format("must be positive, got {}", c.rms_norm_eps));
-  if (!(c.rope_theta > 1.0)) fail("rope_theta", fmt::format("must be greater than 1, got {}", c.rope_theta));
+  if (!(c.rms_norm_eps > 0.0))
+    fail("rms_norm_eps", fmt::format("must be positive, got {}", c.rms_norm_eps));
+  if (!(c.rope_theta > 1.0))
+    fail("rope_theta", fmt::format("must be greater than 1, got {}", c.rope_theta));
   if (!(c.initializer_range >= 0.0))
     fail("initializer_range", fmt::format("must not be negative, got {}", c.initializer_range));
   if (c.hidden_act != "silu") fail("hidden_act", "is '" + c.hidden_act + "'; Qwen3 uses 'silu'");
@@ -98,7 +103,9 @@ ModelConfig load_model_config(const std::string& path) {
   return config_from_yaml(load_yaml_file(path), path);
 }
 
-std::string model_config_help() { return schema().help(); }
+std::string model_config_help() {
+  return schema().help();
+}
 
 std::string to_hf_config_json(const ModelConfig& c) {
   return fmt::format(
@@ -127,10 +134,10 @@ std::string to_hf_config_json(const ModelConfig& c) {
   "torch_dtype": "float32"
 }}
 )",
-      c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
-      c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.max_position_embeddings,
-      c.rms_norm_eps, c.rope_theta, c.tie_word_embeddings ? "true" : "false", c.initializer_range,
-      c.hidden_act, c.num_hidden_layers);
+      c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
+      c.num_key_value_heads, c.head_dim, c.max_position_embeddings, c.rms_norm_eps, c.rope_theta,
+      c.tie_word_embeddings ? "true" : "false", c.initializer_range, c.hidden_act,
+      c.num_hidden_layers);
 }
 
 }  // namespace qwen3

@@ -24,8 +24,8 @@ struct ModelConfig {
   bool attention_bias = false;
   std::string name;  // free text for people: "Qwen3-0.6B"
 
-  int64_t q_dim() const { return num_attention_heads * head_dim; }    // q_proj rows
-  int64_t kv_dim() const { return num_key_value_heads * head_dim; }   // k_proj / v_proj rows
+  int64_t q_dim() const { return num_attention_heads * head_dim; }   // q_proj rows
+  int64_t kv_dim() const { return num_key_value_heads * head_dim; }  // k_proj / v_proj rows
   int64_t gqa_group() const { return num_attention_heads / num_key_value_heads; }
 };
 

@@ -31,9 +31,9 @@ ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
     layers_.push_back(lp);
   }
   final_norm_ = add("model.norm.weight", "model.norm.weight", -1, ParamKind::Norm, {d});
-  lm_head_ = tied_ ? embed_
-                   : add("lm_head.weight", "lm_head.weight", -1, ParamKind::Linear,
-                         {c.vocab_size, d});
+  lm_head_ =
+      tied_ ? embed_
+            : add("lm_head.weight", "lm_head.weight", -1, ParamKind::Linear, {c.vocab_size, d});
 }
 
 int ParamLayout::add(const std::string& name, const std::string& component, int layer,
@@ -65,7 +65,8 @@ const ParamEntry& ParamLayout::find(const std::string& name) const {
 
 int64_t ParamLayout::unique_parameters() const {
   int64_t total = 0;
-  for (const ParamEntry& e : entries_) total += e.numel();
+  for (const ParamEntry& e : entries_)
+    total += e.numel();
   return total;
 }
 

@@ -7,7 +7,8 @@ namespace qwen3 {
 
 Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend)
     : config_(config), backend_(backend), layout_(config) {
-  const size_t bytes = static_cast<size_t>(layout_.flat_size()) * dtype_size(backend.storage_dtype());
+  const size_t bytes =
+      static_cast<size_t>(layout_.flat_size()) * dtype_size(backend.storage_dtype());
   params_ = backend_.allocate(bytes);
   grads_ = backend_.allocate(bytes);
   backend_.fill_zero(params_flat());
@@ -16,12 +17,14 @@ Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend)
 
 TensorView Qwen3Model::param(int index) const {
   const ParamEntry& e = layout_[index];
-  return params_->view(backend_.storage_dtype(), e.shape, e.offset * dtype_size(backend_.storage_dtype()));
+  return params_->view(backend_.storage_dtype(), e.shape,
+                       e.offset * dtype_size(backend_.storage_dtype()));
 }
 
 TensorView Qwen3Model::grad(int index) const {
   const ParamEntry& e = layout_[index];
-  return grads_->view(backend_.storage_dtype(), e.shape, e.offset * dtype_size(backend_.storage_dtype()));
+  return grads_->view(backend_.storage_dtype(), e.shape,
+                      e.offset * dtype_size(backend_.storage_dtype()));
 }
 
 TensorView Qwen3Model::params_flat() const {
@@ -62,7 +65,9 @@ std::vector<float> Qwen3Model::grads_to_host() const {
   return out;
 }
 
-void Qwen3Model::zero_grads() { backend_.fill_zero(grads_flat()); }
+void Qwen3Model::zero_grads() {
+  backend_.fill_zero(grads_flat());
+}
 
 TensorView Qwen3Model::act(int index) const {
   const ActivationEntry& e = (*acts_layout_)[index];
@@ -123,8 +128,7 @@ LossSum Qwen3Model::forward(const Batch& batch) {
   const TensorView positions = act(m.positions).reshaped({n});
   const TensorView doc_ids = act(m.doc_ids);
 
-  be.embedding_forward(tokens, param(layout_.embed_tokens()),
-                       act(acts_layout_->layer(0).resid_in));
+  be.embedding_forward(tokens, param(layout_.embed_tokens()), act(acts_layout_->layer(0).resid_in));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerParams& p = layout_.layer(l);
     const LayerActivations& a = acts_layout_->layer(l);
@@ -155,7 +159,8 @@ LossSum Qwen3Model::forward(const Batch& batch) {
     be.linear_forward(act(a.ln2), param(p.up_proj), act(a.up));
     be.swiglu_forward(act(a.gate), act(a.up), act(a.act));
     be.linear_forward(act(a.act), param(p.down_proj), act(m.delta));
-    const int next = l + 1 < c.num_hidden_layers ? acts_layout_->layer(l + 1).resid_in : m.resid_final;
+    const int next =
+        l + 1 < c.num_hidden_layers ? acts_layout_->layer(l + 1).resid_in : m.resid_final;
     be.add(act(a.resid_mid), act(m.delta), act(next));
   }
   be.rmsnorm_forward(act(m.resid_final), param(layout_.final_norm()), eps, act(m.final_norm),
@@ -180,7 +185,8 @@ LossSum Qwen3Model::forward(const Batch& batch) {
 }
 
 void Qwen3Model::backward(float loss_scale) {
-  QWEN3_CHECK(forward_done_, "backward() needs a forward() first (each forward feeds one backward)");
+  QWEN3_CHECK(forward_done_,
+              "backward() needs a forward() first (each forward feeds one backward)");
   forward_done_ = false;
   Backend& be = backend_;
   const ModelConfig& c = config_;

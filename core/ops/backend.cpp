@@ -226,14 +226,17 @@ void Backend::swiglu_backward(const TensorView& dh, const TensorView& gate, cons
                               const TensorView& dgate, const TensorView& dup) {
   const char* op = "swiglu_backward";
   for (const auto& [arg, t] : {std::pair<const char*, const TensorView&>{"dh", dh},
-                               {"gate", gate}, {"up", up}, {"dgate", dgate}, {"dup", dup}})
+                               {"gate", gate},
+                               {"up", up},
+                               {"dgate", dgate},
+                               {"dup", dup}})
     expect(*this, op, arg, t, storage_dtype(), gate.shape);
   swiglu_backward_impl(dh, gate, up, dgate, dup);
 }
 
 void Backend::add(const TensorView& a, const TensorView& b, const TensorView& out) {
-  for (const auto& [arg, t] : {std::pair<const char*, const TensorView&>{"a", a}, {"b", b},
-                               {"out", out}})
+  for (const auto& [arg, t] :
+       {std::pair<const char*, const TensorView&>{"a", a}, {"b", b}, {"out", out}})
     expect(*this, "add", arg, t, storage_dtype(), a.shape);
   add_impl(a, b, out);
 }

@@ -87,8 +87,7 @@ class Backend {
 
   // logits[N, V], targets[N] i32 (shifted; ignore_index skipped) -> losses[N] f32, lse[N] f32
   void cross_entropy_forward(const TensorView& logits, const TensorView& targets,
-                             int32_t ignore_index, const TensorView& losses,
-                             const TensorView& lse);
+                             int32_t ignore_index, const TensorView& losses, const TensorView& lse);
   // dlogits[N, V] = scale · (softmax − onehot); may alias logits
   void cross_entropy_backward(const TensorView& logits, const TensorView& lse,
                               const TensorView& targets, int32_t ignore_index, float scale,

@@ -26,8 +26,7 @@ class HostBuffer final : public Buffer {
     // 64-byte alignment: whole cache lines, and AVX-512 loads never straddle two.
     const size_t rounded = (bytes + 63) / 64 * 64;
     data_ = rounded ? std::aligned_alloc(64, rounded) : nullptr;
-    QWEN3_CHECK(rounded == 0 || data_ != nullptr, "cannot allocate {} bytes of host memory",
-                bytes);
+    QWEN3_CHECK(rounded == 0 || data_ != nullptr, "cannot allocate {} bytes of host memory", bytes);
     if (data_) std::memset(data_, 0, rounded);
   }
   ~HostBuffer() override { std::free(data_); }
@@ -43,9 +42,15 @@ class HostBuffer final : public Buffer {
   size_t bytes_ = 0;
 };
 
-const float* f32(const TensorView& t) { return t.as<const float>(); }
-float* f32_mut(const TensorView& t) { return t.as<float>(); }
-const int32_t* i32(const TensorView& t) { return t.as<const int32_t>(); }
+const float* f32(const TensorView& t) {
+  return t.as<const float>();
+}
+float* f32_mut(const TensorView& t) {
+  return t.as<float>();
+}
+const int32_t* i32(const TensorView& t) {
+  return t.as<const int32_t>();
+}
 
 // Ids are checked before any loop reads through them: an out-of-range id would read (forward) or
 // write (backward) outside the table.
@@ -93,8 +98,7 @@ class CpuBackend final : public Backend {
                             f32_mut(dtable));
   }
 
-  void linear_forward_impl(const TensorView& x, const TensorView& w,
-                           const TensorView& y) override {
+  void linear_forward_impl(const TensorView& x, const TensorView& w, const TensorView& y) override {
     cpu::linear_forward(f32(x), f32(w), x.shape[0], w.shape[1], w.shape[0], f32_mut(y));
   }
   void linear_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,

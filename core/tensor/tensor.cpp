@@ -6,23 +6,31 @@ namespace qwen3 {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::F32: return 4;
-    case DType::BF16: return 2;
-    case DType::I32: return 4;
+    case DType::F32:
+      return 4;
+    case DType::BF16:
+      return 2;
+    case DType::I32:
+      return 4;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::F32: return "f32";
-    case DType::BF16: return "bf16";
-    case DType::I32: return "i32";
+    case DType::F32:
+      return "f32";
+    case DType::BF16:
+      return "bf16";
+    case DType::I32:
+      return "i32";
   }
   return "?";
 }
 
-const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+const char* device_name(Device device) {
+  return device == Device::CPU ? "cpu" : "cuda";
+}
 
 Shape::Shape(std::initializer_list<int64_t> dims) {
   QWEN3_CHECK(dims.size() <= kMaxRank, "tensor rank {} exceeds the maximum {}", dims.size(),
@@ -35,7 +43,8 @@ Shape::Shape(std::initializer_list<int64_t> dims) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= dims_[i];
+  for (int i = 0; i < rank_; ++i)
+    n *= dims_[i];
   return n;
 }
 
@@ -48,7 +57,8 @@ bool Shape::operator==(const Shape& other) const {
 
 std::string Shape::str() const {
   std::string out = "[";
-  for (int i = 0; i < rank_; ++i) out += (i ? ", " : "") + std::to_string(dims_[i]);
+  for (int i = 0; i < rank_; ++i)
+    out += (i ? ", " : "") + std::to_string(dims_[i]);
   return out + "]";
 }
 

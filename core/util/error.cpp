@@ -8,15 +8,21 @@ namespace {
 std::atomic<int> g_process_rank{-1};
 }
 
-void set_process_rank(int rank) { g_process_rank.store(rank); }
-int process_rank() { return g_process_rank.load(); }
+void set_process_rank(int rank) {
+  g_process_rank.store(rank);
+}
+int process_rank() {
+  return g_process_rank.load();
+}
 
 std::string rank_prefix() {
   const int rank = process_rank();
   return rank < 0 ? std::string() : fmt::format("[rank {}] ", rank);
 }
 
-void throw_error(const std::string& message) { throw Error(rank_prefix() + message); }
+void throw_error(const std::string& message) {
+  throw Error(rank_prefix() + message);
+}
 
 void throw_call_failure(const char* library, const char* call_text, long long code,
                         const std::string& description, const char* file, int line) {

@@ -31,18 +31,18 @@ std::string rank_prefix();
 }  // namespace qwen3
 
 // QWEN3_CHECK(condition, "format {}", args...): throws qwen3::Error with the formatted message.
-#define QWEN3_CHECK(condition, ...)                                \
-  do {                                                             \
+#define QWEN3_CHECK(condition, ...)                                   \
+  do {                                                                \
     if (!(condition)) ::qwen3::throw_error(fmt::format(__VA_ARGS__)); \
   } while (0)
 
 // Building block for the per-library macros (QWEN3_CUDA_CHECK, QWEN3_CUBLAS_CHECK,
 // QWEN3_NCCL_CHECK, QWEN3_MPI_CHECK, QWEN3_HDF5_CHECK): `ok` is an expression over `status_`,
 // `describe` turns `status_` into text.
-#define QWEN3_CALL_CHECK(library, call, ok, describe)                                         \
-  do {                                                                                          \
-    auto status_ = (call);                                                                      \
-    if (!(ok))                                                                                  \
+#define QWEN3_CALL_CHECK(library, call, ok, describe)                                          \
+  do {                                                                                         \
+    auto status_ = (call);                                                                     \
+    if (!(ok))                                                                                 \
       ::qwen3::throw_call_failure(library, #call, static_cast<long long>(status_), (describe), \
-                                  __FILE__, __LINE__);                                          \
+                                  __FILE__, __LINE__);                                         \
   } while (0)

@@ -48,7 +48,8 @@ YAML::Node load_yaml_file(const std::string& path) {
 std::string closest_key(const std::string& unknown, const std::vector<std::string>& known) {
   auto distance = [](const std::string& a, const std::string& b) {
     std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t j = 0; j <= b.size(); ++j)
+      row[j] = j;
     for (size_t i = 1; i <= a.size(); ++i) {
       size_t diagonal = row[0];
       row[0] = i;
@@ -74,7 +75,8 @@ namespace {
 
 std::string scalar_text(const YAML::Node& node, const std::string& key, const std::string& type,
                         const SourceLocation& where) {
-  if (!node.IsScalar()) throw_config_error(where, key, "must be " + type + ", not a list or mapping");
+  if (!node.IsScalar())
+    throw_config_error(where, key, "must be " + type + ", not a list or mapping");
   return node.Scalar();
 }
 

@@ -94,14 +94,15 @@ class OptionSchema {
   std::string help() const {
     std::string out;
     for (const Option& o : options_)
-      out += "  " + o.key + " (" + o.type + (o.is_required ? ", required" : ", default " + o.default_text) +
-             "): " + o.help + "\n";
+      out += "  " + o.key + " (" + o.type +
+             (o.is_required ? ", required" : ", default " + o.default_text) + "): " + o.help + "\n";
     return out;
   }
 
   std::vector<std::string> keys() const {
     std::vector<std::string> out;
-    for (const Option& o : options_) out.push_back(o.key);
+    for (const Option& o : options_)
+      out.push_back(o.key);
     return out;
   }
 
@@ -140,7 +141,8 @@ class OptionSchema {
         c.*member = parse_bool(n, k, w);
       };
     } else {
-      static_assert(std::is_same_v<V, std::string>, "options are integers, numbers, booleans or strings");
+      static_assert(std::is_same_v<V, std::string>,
+                    "options are integers, numbers, booleans or strings");
       o.type = "string";
       o.default_text = "'" + default_value + "'";
       o.assign = [member, k = o.key](Config& c, const YAML::Node& n, const SourceLocation& w) {

@@ -38,7 +38,8 @@ void fill_normal(float* out, int64_t n, double mean, double std, uint64_t seed, 
     const double u2 = unit_open_closed(random_bits(seed, stream, 2 * p + 1));
     const double radius = std::sqrt(-2.0 * std::log(u1));
     out[2 * p] = static_cast<float>(mean + std * radius * std::cos(two_pi * u2));
-    if (2 * p + 1 < n) out[2 * p + 1] = static_cast<float>(mean + std * radius * std::sin(two_pi * u2));
+    if (2 * p + 1 < n)
+      out[2 * p + 1] = static_cast<float>(mean + std * radius * std::sin(two_pi * u2));
   }
 }
 

@@ -52,21 +52,29 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (!std::strcmp(argv[i], "--model")) model_path = value();
-    else if (!std::strcmp(argv[i], "--out")) out_dir = value();
-    else if (!std::strcmp(argv[i], "--batch")) batch = std::stoll(value());
-    else if (!std::strcmp(argv[i], "--seq")) seq = std::stoll(value());
-    else if (!std::strcmp(argv[i], "--seed")) seed = std::stoull(value());
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoll(value());
-    else if (!std::strcmp(argv[i], "--doc-ids")) with_doc_ids = true;
+    if (!std::strcmp(argv[i], "--model"))
+      model_path = value();
+    else if (!std::strcmp(argv[i], "--out"))
+      out_dir = value();
+    else if (!std::strcmp(argv[i], "--batch"))
+      batch = std::stoll(value());
+    else if (!std::strcmp(argv[i], "--seq"))
+      seq = std::stoll(value());
+    else if (!std::strcmp(argv[i], "--seed"))
+      seed = std::stoull(value());
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::stoll(value());
+    else if (!std::strcmp(argv[i], "--doc-ids"))
+      with_doc_ids = true;
     else {
       std::fprintf(stderr, "qwen3-dump-step: unknown argument '%s'\n", argv[i]);
       return 2;
     }
   }
   if (model_path.empty() || out_dir.empty()) {
-    std::fprintf(stderr, "usage: qwen3-dump-step --model M.yaml --out DIR [--batch B] [--seq T] "
-                         "[--seed S] [--doc-ids] [--threads N]\n");
+    std::fprintf(stderr,
+                 "usage: qwen3-dump-step --model M.yaml --out DIR [--batch B] [--seq T] "
+                 "[--seed S] [--doc-ids] [--threads N]\n");
     return 2;
   }
   try {
@@ -115,7 +123,8 @@ int main(int argc, char** argv) {
     std::string layout;
     for (const ParamEntry& e : model.layout().entries()) {
       layout += e.name + "\t" + std::to_string(e.offset) + "\t";
-      for (int d = 0; d < e.shape.rank(); ++d) layout += (d ? "," : "") + std::to_string(e.shape[d]);
+      for (int d = 0; d < e.shape.rank(); ++d)
+        layout += (d ? "," : "") + std::to_string(e.shape[d]);
       layout += "\n";
     }
     write_text(dir + "layout.tsv", layout);

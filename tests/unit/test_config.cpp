@@ -63,8 +63,8 @@ TEST(ModelConfig, ShippedConfigsLoad) {
   EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
   EXPECT_EQ(c.max_position_embeddings, 40960);
   EXPECT_TRUE(c.tie_word_embeddings);
-  for (const char* name : {"tiny.yaml", "tiny-untied.yaml", "bench-mid.yaml",
-                           "qwen3-3layer-v1519.yaml"})
+  for (const char* name :
+       {"tiny.yaml", "tiny-untied.yaml", "bench-mid.yaml", "qwen3-3layer-v1519.yaml"})
     EXPECT_NO_THROW(qwen3::load_model_config(kConfigs + name)) << name;
   EXPECT_EQ(qwen3::parse_model_config(kValid, "ok.yaml").hidden_act, "silu");  // default
 }
@@ -90,12 +90,16 @@ TEST(ModelConfig, MissingKeyIsNamed) {
 }
 
 TEST(ModelConfig, WrongTypesAreNamed) {
-  expect_contains(error_for(edit("hidden_size", "hidden_size: 64.5")), "must be an integer, got '64.5'");
-  expect_contains(error_for(edit("hidden_size", "hidden_size: big")), "'hidden_size' must be an integer");
-  expect_contains(error_for(edit("rope_theta", "rope_theta: fast")), "'rope_theta' must be a number");
+  expect_contains(error_for(edit("hidden_size", "hidden_size: 64.5")),
+                  "must be an integer, got '64.5'");
+  expect_contains(error_for(edit("hidden_size", "hidden_size: big")),
+                  "'hidden_size' must be an integer");
+  expect_contains(error_for(edit("rope_theta", "rope_theta: fast")),
+                  "'rope_theta' must be a number");
   expect_contains(error_for(edit("tie_word_embeddings", "tie_word_embeddings: 1")),
                   "'tie_word_embeddings' must be true or false");
-  expect_contains(error_for(edit("head_dim", "head_dim: [16]")), "'head_dim' must be an integer, not a list");
+  expect_contains(error_for(edit("head_dim", "head_dim: [16]")),
+                  "'head_dim' must be an integer, not a list");
   expect_contains(error_for(edit("head_dim", "head_dim:")), "'head_dim' has no value");
 }
 
@@ -105,8 +109,10 @@ TEST(ModelConfig, InconsistentValuesAreNamed) {
   expect_contains(m, "does not divide num_attention_heads 4");
   m = error_for(edit("head_dim", "head_dim: 15"));
   expect_contains(m, "'head_dim' 15 is odd");
-  expect_contains(error_for(edit("hidden_size", "hidden_size: 0")), "'hidden_size' must be positive");
-  expect_contains(error_for(edit("rms_norm_eps", "rms_norm_eps: -1")), "'rms_norm_eps' must be positive");
+  expect_contains(error_for(edit("hidden_size", "hidden_size: 0")),
+                  "'hidden_size' must be positive");
+  expect_contains(error_for(edit("rms_norm_eps", "rms_norm_eps: -1")),
+                  "'rms_norm_eps' must be positive");
   expect_contains(error_for(edit("model_type", "model_type: llama")), "only 'qwen3'");
   expect_contains(error_for(std::string(kValid) + "hidden_act: gelu\n"), "'hidden_act'");
   expect_contains(error_for(std::string(kValid) + "attention_bias: true\n"), "no biases");

@@ -10,7 +10,9 @@
 
 namespace {
 
-cudaError_t failing_call() { return cudaErrorInvalidValue; }
+cudaError_t failing_call() {
+  return cudaErrorInvalidValue;
+}
 
 TEST(CudaCheck, FailureNamesCallFileLineAndStatus) {
   qwen3::set_process_rank(3);
@@ -46,8 +48,7 @@ TEST(CudaDevice, AllocateCopyAndFill) {
 
 TEST(CudaDevice, TooFewGpusForLocalRankIsAClearError) {
   const int count = qwen3::cuda::device_count();
-  if (count == 0)
-    GTEST_SKIP() << "no CUDA device here (" << qwen3::cuda::no_device_reason() << ")";
+  if (count == 0) GTEST_SKIP() << "no CUDA device here (" << qwen3::cuda::no_device_reason() << ")";
   try {
     qwen3::cuda::select_device_for_local_rank(count);
     FAIL() << "expected an error for local rank " << count;

@@ -50,8 +50,7 @@ void expect_gradient(const char* what, Vec& x, const std::function<Vec()>& forwa
     const double down = dot(probe, forward());
     x[i] = saved;
     const double numeric = (up - down) / (2 * h);
-    EXPECT_NEAR(analytic[i], numeric, 1e-8 + 1e-6 * std::abs(numeric))
-        << what << " element " << i;
+    EXPECT_NEAR(analytic[i], numeric, 1e-8 + 1e-6 * std::abs(numeric)) << what << " element " << i;
   }
 }
 
@@ -70,8 +69,10 @@ TEST(GradCheck, Linear) {
   // accumulate_dx adds to what is there; dw always accumulates.
   Vec dx2(rows * in, 1.0), dw2 = dw;
   linear_backward(probe.data(), x.data(), w.data(), rows, in, out, dx2.data(), true, dw2.data());
-  for (size_t i = 0; i < dx.size(); ++i) EXPECT_NEAR(dx2[i], dx[i] + 1.0, 1e-12);
-  for (size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw2[i], 2 * dw[i], 1e-12);
+  for (size_t i = 0; i < dx.size(); ++i)
+    EXPECT_NEAR(dx2[i], dx[i] + 1.0, 1e-12);
+  for (size_t i = 0; i < dw.size(); ++i)
+    EXPECT_NEAR(dw2[i], 2 * dw[i], 1e-12);
 }
 
 TEST(GradCheck, Embedding) {
@@ -85,14 +86,16 @@ TEST(GradCheck, Embedding) {
   };
   const Vec y = forward();
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < dim; ++c) ASSERT_EQ(y[r * dim + c], table[tokens[r] * dim + c]);
+    for (int64_t c = 0; c < dim; ++c)
+      ASSERT_EQ(y[r * dim + c], table[tokens[r] * dim + c]);
   Vec dtable(vocab * dim, 0.0);
   embedding_backward(tokens.data(), probe.data(), rows, dim, dtable.data());
   expect_gradient("embedding dtable", table, forward, probe, dtable, 400);
 }
 
 void check_rmsnorm(int64_t rows, int64_t cols) {
-  Vec x = random_vec(rows * cols, 6, 2.0), w = random_vec(cols, 7), probe = random_vec(rows * cols, 8);
+  Vec x = random_vec(rows * cols, 6, 2.0), w = random_vec(cols, 7),
+      probe = random_vec(rows * cols, 8);
   const double eps = 1e-6;
   auto forward = [&] {
     Vec y(rows * cols), rstd(rows);
@@ -103,7 +106,8 @@ void check_rmsnorm(int64_t rows, int64_t cols) {
   const Vec y = forward();
   for (int64_t r = 0; r < rows; ++r) {
     double ms = 0;
-    for (int64_t c = 0; c < cols; ++c) ms += x[r * cols + c] * x[r * cols + c] / double(cols);
+    for (int64_t c = 0; c < cols; ++c)
+      ms += x[r * cols + c] * x[r * cols + c] / double(cols);
     for (int64_t c = 0; c < cols; ++c)
       ASSERT_NEAR(y[r * cols + c], w[c] * x[r * cols + c] / std::sqrt(ms + eps), 1e-12);
   }
@@ -115,9 +119,13 @@ void check_rmsnorm(int64_t rows, int64_t cols) {
   expect_gradient("rmsnorm dw", w, forward, probe, dw);
 }
 
-TEST(GradCheck, RmsNorm) { check_rmsnorm(6, 16); }
+TEST(GradCheck, RmsNorm) {
+  check_rmsnorm(6, 16);
+}
 // More rows than one reduction block (64), as QK-norm sees with rows = tokens x heads.
-TEST(GradCheck, RmsNormManyRows) { check_rmsnorm(150, 8); }
+TEST(GradCheck, RmsNormManyRows) {
+  check_rmsnorm(150, 8);
+}
 
 TEST(GradCheck, Rope) {
   const int64_t rows = 5, heads = 3, hd = 8;
@@ -155,7 +163,8 @@ TEST(Rope, PairsDimensionIWithIPlusHalfAsHfRotateHalf) {
   const Vec x = random_vec(8, 11);
   Vec z(8);
   rope_forward(x.data(), zero.data(), 1, 2, hd, theta, z.data());
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(z[i], x[i]);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(z[i], x[i]);
 }
 
 // Attention straight from the definition, one query at a time.
@@ -193,7 +202,8 @@ void check_attention(const AttentionShape& s, bool with_docs) {
       v = random_vec(kv_size, 14), probe = random_vec(q_size, 15);
   std::vector<int32_t> docs(size_t(s.batch * s.seq));
   for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t t = 0; t < s.seq; ++t) docs[b * s.seq + t] = t < s.seq / 3 + b ? 0 : 1;
+    for (int64_t t = 0; t < s.seq; ++t)
+      docs[b * s.seq + t] = t < s.seq / 3 + b ? 0 : 1;
   const int32_t* doc_ptr = with_docs ? docs.data() : nullptr;
   Vec lse(size_t(s.batch * s.q_heads * s.seq));
   auto forward = [&] {
@@ -203,20 +213,29 @@ void check_attention(const AttentionShape& s, bool with_docs) {
   };
   const Vec out = forward();
   const Vec expected = naive_attention(s, q, k, v, with_docs ? &docs : nullptr);
-  for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expected[i], 1e-12) << i;
+  for (size_t i = 0; i < out.size(); ++i)
+    ASSERT_NEAR(out[i], expected[i], 1e-12) << i;
   Vec dq(q_size), dk(kv_size), dv(kv_size);
-  attention_backward(s, probe.data(), q.data(), k.data(), v.data(), out.data(), lse.data(),
-                     doc_ptr, dq.data(), dk.data(), dv.data());
+  attention_backward(s, probe.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), doc_ptr,
+                     dq.data(), dk.data(), dv.data());
   expect_gradient("attention dq", q, forward, probe, dq);
   expect_gradient("attention dk", k, forward, probe, dk);
   expect_gradient("attention dv", v, forward, probe, dv);
 }
 
-TEST(GradCheck, AttentionGqa) { check_attention({2, 9, 4, 2, 4}, false); }
-TEST(GradCheck, AttentionMultiHeadPerKvGroupOf4) { check_attention({1, 7, 4, 1, 6}, false); }
-TEST(GradCheck, AttentionDocumentMask) { check_attention({2, 10, 2, 1, 4}, true); }
+TEST(GradCheck, AttentionGqa) {
+  check_attention({2, 9, 4, 2, 4}, false);
+}
+TEST(GradCheck, AttentionMultiHeadPerKvGroupOf4) {
+  check_attention({1, 7, 4, 1, 6}, false);
+}
+TEST(GradCheck, AttentionDocumentMask) {
+  check_attention({2, 10, 2, 1, 4}, true);
+}
 // More queries than one 128-row block, so blocked scores and cross-block keys are exercised.
-TEST(GradCheck, AttentionLongerThanOneBlock) { check_attention({1, 140, 2, 1, 2}, false); }
+TEST(GradCheck, AttentionLongerThanOneBlock) {
+  check_attention({1, 140, 2, 1, 2}, false);
+}
 
 TEST(GradCheck, SwiGlu) {
   const int64_t n = 40;
@@ -254,7 +273,8 @@ TEST(GradCheck, CrossEntropyWithIgnoredRows) {
       continue;
     }
     double total = 0;
-    for (int64_t v = 0; v < vocab; ++v) total += std::exp(logits[r * vocab + v]);
+    for (int64_t v = 0; v < vocab; ++v)
+      total += std::exp(logits[r * vocab + v]);
     EXPECT_NEAR(losses[r], std::log(total) - logits[r * vocab + targets[r]], 1e-12);
   }
   // The backward applies one scale to every row; check each row's gradient against a probe that
@@ -276,16 +296,19 @@ TEST(GradCheck, CrossEntropyScaleAndInPlace) {
   const int64_t rows = 3, vocab = 5;
   const std::vector<int32_t> targets{1, 2, 3};
   Vec logits = random_vec(rows * vocab, 21), lse(rows), losses(rows);
-  cross_entropy_forward(logits.data(), targets.data(), rows, vocab, -100, losses.data(), lse.data());
+  cross_entropy_forward(logits.data(), targets.data(), rows, vocab, -100, losses.data(),
+                        lse.data());
   Vec separate(rows * vocab);
   cross_entropy_backward(logits.data(), lse.data(), targets.data(), rows, vocab, -100, 0.25,
                          separate.data());
   cross_entropy_backward(logits.data(), lse.data(), targets.data(), rows, vocab, -100, 0.25,
                          logits.data());
-  for (size_t i = 0; i < logits.size(); ++i) EXPECT_NEAR(logits[i], separate[i], 1e-15);
+  for (size_t i = 0; i < logits.size(); ++i)
+    EXPECT_NEAR(logits[i], separate[i], 1e-15);
   for (int64_t r = 0; r < rows; ++r) {  // each row of softmax − onehot sums to 0
     double sum = 0;
-    for (int64_t v = 0; v < vocab; ++v) sum += logits[r * vocab + v];
+    for (int64_t v = 0; v < vocab; ++v)
+      sum += logits[r * vocab + v];
     EXPECT_NEAR(sum, 0.0, 1e-14);
   }
 }

@@ -35,13 +35,15 @@ qwen3::Batch rows_of(const qwen3::Batch& b, int64_t first, int64_t count) {
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
+  for (size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, double(std::abs(a[i] - b[i])));
   return m;
 }
 
 double max_abs(const std::vector<float>& a) {
   double m = 0;
-  for (float x : a) m = std::max(m, double(std::abs(x)));
+  for (float x : a)
+    m = std::max(m, double(std::abs(x)));
   return m;
 }
 
@@ -58,11 +60,13 @@ TEST_F(ModelTest, InitialisationFollowsHf) {
   for (const qwen3::ParamEntry& e : model.layout().entries()) {
     const float* p = params.data() + e.offset;
     if (e.kind == qwen3::ParamKind::Norm) {
-      for (int64_t i = 0; i < e.numel(); ++i) ASSERT_EQ(p[i], 1.0f) << e.name;
+      for (int64_t i = 0; i < e.numel(); ++i)
+        ASSERT_EQ(p[i], 1.0f) << e.name;
       continue;
     }
     double sq = 0;
-    for (int64_t i = 0; i < e.numel(); ++i) sq += double(p[i]) * p[i];
+    for (int64_t i = 0; i < e.numel(); ++i)
+      sq += double(p[i]) * p[i];
     const double stddev = std::sqrt(sq / double(e.numel()));
     // Sample std of n normals is within ~4/sqrt(2n) relative of 0.02 with overwhelming odds.
     EXPECT_NEAR(stddev, 0.02, 0.02 * 4 / std::sqrt(2.0 * double(e.numel()))) << e.name;

@@ -15,9 +15,11 @@ TEST(Rng, NormalHasRequestedMomentsAndIsReproducible) {
   qwen3::fill_normal(b.data(), n, 0.0, 0.02, 5, 3);
   EXPECT_EQ(a, b);
   double mean = 0, var = 0;
-  for (float x : a) mean += x;
+  for (float x : a)
+    mean += x;
   mean /= n;
-  for (float x : a) var += (x - mean) * (x - mean);
+  for (float x : a)
+    var += (x - mean) * (x - mean);
   const double stddev = std::sqrt(var / n);
   EXPECT_NEAR(mean, 0.0, 5 * 0.02 / std::sqrt(double(n)));  // 5 standard errors
   EXPECT_NEAR(stddev, 0.02, 0.02 * 0.01);
@@ -36,7 +38,8 @@ TEST(Rng, PrefixDoesNotDependOnLength) {
   std::vector<float> shorter(33), longer(100);
   qwen3::fill_normal(shorter.data(), 33, 0, 1, 9, 1);
   qwen3::fill_normal(longer.data(), 100, 0, 1, 9, 1);
-  for (int i = 0; i < 33; ++i) EXPECT_EQ(shorter[i], longer[i]) << i;
+  for (int i = 0; i < 33; ++i)
+    EXPECT_EQ(shorter[i], longer[i]) << i;
 }
 
 }  // namespace

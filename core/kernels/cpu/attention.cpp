@@ -55,7 +55,8 @@ void attention_forward(const AttentionShape& s, const T* q, const T* k, const T*
             sum += row[j];
           }
           const T inv_sum = T(1.0 / sum);
-          for (int64_t j = 0; j < keys; ++j) row[j] *= inv_sum;
+          for (int64_t j = 0; j < keys; ++j)
+            row[j] *= inv_sum;
           lse_bh[i] = max_score + T(std::log(sum));
         }
         gemm<T>(false, false, rows, s.head_dim, keys, T(1), scores.data(), keys, vb, kv_stride,
@@ -89,7 +90,8 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* q, cons
       T* dvb = dv + b * s.seq * kv_stride + g * s.head_dim;
       const int32_t* docs = doc_ids ? doc_ids + b * s.seq : nullptr;
       for (int64_t t = 0; t < s.seq; ++t)
-        for (int64_t d = 0; d < s.head_dim; ++d) dkb[t * kv_stride + d] = dvb[t * kv_stride + d] = T(0);
+        for (int64_t d = 0; d < s.head_dim; ++d)
+          dkb[t * kv_stride + d] = dvb[t * kv_stride + d] = T(0);
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
         const int64_t head_offset = b * s.seq * q_stride + h * s.head_dim;
         const T* qb = q + head_offset;
@@ -120,7 +122,8 @@ void attention_backward(const AttentionShape& s, const T* dout, const T* q, cons
           for (int64_t r = 0; r < rows; ++r) {
             T* drow = dprobs.data() + r * keys;
             const T* prow = probs.data() + r * keys;
-            for (int64_t j = 0; j < keys; ++j) drow[j] = prow[j] * (drow[j] - row_dot[r]);
+            for (int64_t j = 0; j < keys; ++j)
+              drow[j] = prow[j] * (drow[j] - row_dot[r]);
           }
           gemm<T>(false, false, rows, s.head_dim, keys, scale, dprobs.data(), keys, kb, kv_stride,
                   T(0), dqb + i0 * q_stride, q_stride);
@@ -140,7 +143,7 @@ template void attention_backward<float>(const AttentionShape&, const float*, con
                                         const float*, const float*, const float*, const float*,
                                         const int32_t*, float*, float*, float*);
 template void attention_backward<double>(const AttentionShape&, const double*, const double*,
-                                         const double*, const double*, const double*,
-                                         const double*, const int32_t*, double*, double*, double*);
+                                         const double*, const double*, const double*, const double*,
+                                         const int32_t*, double*, double*, double*);
 
 }  // namespace qwen3::cpu

@@ -13,7 +13,8 @@ void cross_entropy_forward(const T* logits, const int32_t* targets, int64_t rows
     const T* row = logits + r * vocab;
     const T max_logit = *std::max_element(row, row + vocab);
     double sum = 0.0;
-    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v] - max_logit));
+    for (int64_t v = 0; v < vocab; ++v)
+      sum += std::exp(double(row[v] - max_logit));
     lse[r] = max_logit + T(std::log(sum));
     losses[r] = targets[r] == ignore_index ? T(0) : lse[r] - row[targets[r]];
   }
@@ -30,7 +31,8 @@ void cross_entropy_backward(const T* logits, const T* lse, const int32_t* target
       std::fill(drow, drow + vocab, T(0));
       continue;
     }
-    for (int64_t v = 0; v < vocab; ++v) drow[v] = scale * std::exp(row[v] - lse[r]);
+    for (int64_t v = 0; v < vocab; ++v)
+      drow[v] = scale * std::exp(row[v] - lse[r]);
     drow[targets[r]] -= scale;
   }
 }

@@ -24,7 +24,8 @@ void embedding_backward(const int32_t* tokens, const T* dout, int64_t rows, int6
     for (int64_t r = 0; r < rows; ++r) {
       T* dst = dtable + int64_t(tokens[r]) * dim;
       const T* src = dout + r * dim;
-      for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
+      for (int64_t c = c0; c < c1; ++c)
+        dst[c] += src[c];
     }
   }
 }

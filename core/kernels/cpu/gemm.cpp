@@ -30,9 +30,9 @@ void gemm<float>(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64
 }
 
 template <>
-void gemm<double>(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
-                  double alpha, const double* a, int64_t lda, const double* b, int64_t ldb,
-                  double beta, double* c, int64_t ldc) {
+void gemm<double>(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha,
+                  const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
+                  double* c, int64_t ldc) {
   check_blas_sizes(m, n, k, lda, ldb, ldc);
   if (m == 0 || n == 0) return;
   cblas_dgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,

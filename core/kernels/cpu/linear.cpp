@@ -21,7 +21,7 @@ template void linear_forward<double>(const double*, const double*, int64_t, int6
                                      double*);
 template void linear_backward<float>(const float*, const float*, const float*, int64_t, int64_t,
                                      int64_t, float*, bool, float*);
-template void linear_backward<double>(const double*, const double*, const double*, int64_t,
-                                      int64_t, int64_t, double*, bool, double*);
+template void linear_backward<double>(const double*, const double*, const double*, int64_t, int64_t,
+                                      int64_t, double*, bool, double*);
 
 }  // namespace qwen3::cpu

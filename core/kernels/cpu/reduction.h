@@ -19,7 +19,8 @@ void add_block_partials(const T* partials, int64_t blocks, int64_t cols, T* out)
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < cols; ++c) {
     T sum = T(0);
-    for (int64_t b = 0; b < blocks; ++b) sum += partials[b * cols + c];
+    for (int64_t b = 0; b < blocks; ++b)
+      sum += partials[b * cols + c];
     out[c] += sum;
   }
 }

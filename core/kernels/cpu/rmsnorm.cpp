@@ -14,11 +14,14 @@ void rmsnorm_forward(const T* x, const T* w, int64_t rows, int64_t cols, T eps, 
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    double sum_sq = 0.0;  // double: the reference should be the most accurate party in a parity test
-    for (int64_t c = 0; c < cols; ++c) sum_sq += double(xr[c]) * double(xr[c]);
+    double sum_sq =
+        0.0;  // double: the reference should be the most accurate party in a parity test
+    for (int64_t c = 0; c < cols; ++c)
+      sum_sq += double(xr[c]) * double(xr[c]);
     const T inv = T(1.0 / std::sqrt(sum_sq / double(cols) + double(eps)));
     rstd[r] = inv;
-    for (int64_t c = 0; c < cols; ++c) yr[c] = w[c] * (xr[c] * inv);
+    for (int64_t c = 0; c < cols; ++c)
+      yr[c] = w[c] * (xr[c] * inv);
   }
 }
 

@@ -58,8 +58,8 @@ void rope_backward(const T* dy, const int32_t* positions, int64_t rows, int64_t 
 
 template void rope_forward<float>(const float*, const int32_t*, int64_t, int64_t, int64_t, double,
                                   float*);
-template void rope_forward<double>(const double*, const int32_t*, int64_t, int64_t, int64_t,
-                                   double, double*);
+template void rope_forward<double>(const double*, const int32_t*, int64_t, int64_t, int64_t, double,
+                                   double*);
 template void rope_backward<float>(const float*, const int32_t*, int64_t, int64_t, int64_t, double,
                                    float*);
 template void rope_backward<double>(const double*, const int32_t*, int64_t, int64_t, int64_t,

@@ -31,7 +31,7 @@ template void swiglu_forward<float>(const float*, const float*, int64_t, float*)
 template void swiglu_forward<double>(const double*, const double*, int64_t, double*);
 template void swiglu_backward<float>(const float*, const float*, const float*, int64_t, float*,
                                      float*);
-template void swiglu_backward<double>(const double*, const double*, const double*, int64_t,
-                                      double*, double*);
+template void swiglu_backward<double>(const double*, const double*, const double*, int64_t, double*,
+                                      double*);
 
 }  // namespace qwen3::cpu

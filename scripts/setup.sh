@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages qwen3-train builds with (only those missing), then configures and
+# builds into build/ (programs land in build/bin/). With QWEN3_WITH_TEST_TOOLS=1 it also installs
+# what the tests use: Debian's CPU PyTorch and numpy for the parity tests.
+# The CUDA backend is built when a CUDA toolkit is found (/usr/local/cuda); pass extra CMake
+# arguments through QWEN3_CMAKE_ARGS, e.g. QWEN3_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90a".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(cmake make g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev libspdlog-dev
+          libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev libopenblas-openmp-dev)
+if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 ]]; then
+  packages+=(python3 python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# shellcheck disable=SC2086
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${QWEN3_CMAKE_ARGS:-}
+cmake --build build -j"$(nproc)"
