@@ -63,15 +63,9 @@ void append_memory(std::string& out, const ModelConfig& c, const ParamLayout& la
   row("fp32 master weights", -1, p * plans[1].master_bytes);
   per_param(std::pair{"gradients", &PrecisionPlan::gradient_bytes});
   per_param(std::pair{"AdamW state (m, v in fp32)", &PrecisionPlan::optimizer_bytes});
-  auto total = [&](const PrecisionPlan& plan) {
-    return p * (plan.weight_bytes + plan.master_bytes + plan.gradient_bytes + plan.optimizer_bytes);
-  };
-  row("total", total(plans[0]), total(plans[1]));
+  row("total", p * plans[0].bytes_per_parameter(), p * plans[1].bytes_per_parameter());
   out += fmt::format("  {:<42} {:>16} {:>22}\n", "bytes per parameter",
-                     plans[0].weight_bytes + plans[0].master_bytes + plans[0].gradient_bytes +
-                         plans[0].optimizer_bytes,
-                     plans[1].weight_bytes + plans[1].master_bytes + plans[1].gradient_bytes +
-                         plans[1].optimizer_bytes);
+                     plans[0].bytes_per_parameter(), plans[1].bytes_per_parameter());
 
   // Activations kept for the backward pass, from the same layout the model allocates.
   const ActivationLayout fp32_acts(c, 1, 1, DType::F32), bf16_acts(c, 1, 1, DType::BF16);

@@ -15,6 +15,10 @@ struct PrecisionPlan {
   int master_bytes;  // fp32 copy the optimizer updates (0 when the weights already are fp32)
   int gradient_bytes;
   int optimizer_bytes;  // AdamW's m and v, fp32
+
+  constexpr int bytes_per_parameter() const {
+    return weight_bytes + master_bytes + gradient_bytes + optimizer_bytes;
+  }
 };
 
 constexpr PrecisionPlan kFp32Plan{"fp32", 4, 0, 4, 8};

@@ -84,7 +84,7 @@ void Qwen3Model::ensure_activations(int64_t batch, int64_t seq) {
   acts_ = backend_.allocate(acts_layout_->total_bytes());
 }
 
-void Qwen3Model::upload_batch(const Batch& b) {
+std::vector<int32_t> Qwen3Model::upload_batch(const Batch& b) {
   QWEN3_CHECK(b.batch > 0 && b.seq > 0, "batch shape [{}, {}] is empty", b.batch, b.seq);
   QWEN3_CHECK(b.seq <= config_.max_position_embeddings,
               "sequence length {} exceeds max_position_embeddings {}", b.seq,
@@ -114,10 +114,11 @@ void Qwen3Model::upload_batch(const Batch& b) {
   backend_.upload(positions.data(), act(m.positions));
   use_doc_ids_ = !b.doc_ids.empty();
   if (use_doc_ids_) backend_.upload(b.doc_ids.data(), act(m.doc_ids));
+  return shifted;
 }
 
 LossSum Qwen3Model::forward(const Batch& batch) {
-  upload_batch(batch);
+  const std::vector<int32_t> shifted = upload_batch(batch);
   Backend& be = backend_;
   const ModelConfig& c = config_;
   const ModelActivations& m = acts_layout_->model();
@@ -171,9 +172,7 @@ LossSum Qwen3Model::forward(const Batch& batch) {
                            act(m.logits_lse));
 
   std::vector<float> losses(static_cast<size_t>(n));
-  std::vector<int32_t> shifted(static_cast<size_t>(n));
   be.download(act(m.token_losses), losses.data());
-  be.download(targets, shifted.data());
   LossSum total;
   for (int64_t i = 0; i < n; ++i)
     if (shifted[i] != kIgnoreIndex) {

@@ -74,7 +74,9 @@ class Qwen3Model {
  private:
   TensorView act(int index) const;
   void ensure_activations(int64_t batch, int64_t seq);
-  void upload_batch(const Batch& batch);
+  // Uploads tokens, shifted labels, positions and document ids; returns the shifted labels, which
+  // the host needs to count scored tokens.
+  std::vector<int32_t> upload_batch(const Batch& batch);
 
   ModelConfig config_;
   Backend& backend_;
