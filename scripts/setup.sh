@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qwen3-train builds with (only those missing), then configures and
 # builds into build/ (programs land in build/bin/). With QWEN3_WITH_TEST_TOOLS=1 it also installs
-# what the tests use: Debian's CPU PyTorch and numpy for the parity tests.
+# what the tests use: Debian's CPU PyTorch and numpy for the parity tests, h5py for the shard
+# interop test.
 # The CUDA backend is built when a CUDA toolkit is found (/usr/local/cuda); pass extra CMake
 # arguments through QWEN3_CMAKE_ARGS, e.g. QWEN3_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90a".
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 packages=(cmake make g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev libspdlog-dev
           libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev libopenblas-openmp-dev)
 if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 ]]; then
-  packages+=(python3 python3-torch python3-numpy)
+  packages+=(python3 python3-torch python3-numpy python3-h5py)
 fi
 
 missing=()

@@ -92,8 +92,12 @@ std::vector<int32_t> Qwen3Model::upload_batch(const Batch& b) {
   const size_t n = static_cast<size_t>(b.batch * b.seq);
   QWEN3_CHECK(b.tokens.size() == n, "batch has {} tokens, expected {} x {}", b.tokens.size(),
               b.batch, b.seq);
-  QWEN3_CHECK(b.labels.size() == n, "batch has {} labels, expected {} x {}", b.labels.size(),
-              b.batch, b.seq);
+  QWEN3_CHECK(b.labels.empty() != b.targets.empty(),
+              "batch must have either labels or targets, not {}",
+              b.labels.empty() ? "neither" : "both");
+  const std::vector<int32_t>& given = b.targets.empty() ? b.labels : b.targets;
+  QWEN3_CHECK(given.size() == n, "batch has {} {}, expected {} x {}", given.size(),
+              b.targets.empty() ? "labels" : "targets", b.batch, b.seq);
   QWEN3_CHECK(b.positions.empty() || b.positions.size() == n,
               "batch has {} positions, expected none or {}", b.positions.size(), n);
   QWEN3_CHECK(b.doc_ids.empty() || b.doc_ids.size() == n,
@@ -102,11 +106,15 @@ std::vector<int32_t> Qwen3Model::upload_batch(const Batch& b) {
   const ModelActivations& m = acts_layout_->model();
 
   // HF's causal-LM shift: position t predicts labels[t + 1]; the last position predicts nothing.
+  // Targets come shifted already.
   std::vector<int32_t> shifted(n), positions(n);
   for (int64_t r = 0; r < b.batch; ++r)
     for (int64_t t = 0; t < b.seq; ++t) {
       const size_t i = static_cast<size_t>(r * b.seq + t);
-      shifted[i] = t + 1 < b.seq ? b.labels[i + 1] : kIgnoreIndex;
+      if (!b.targets.empty())
+        shifted[i] = b.targets[i];
+      else
+        shifted[i] = t + 1 < b.seq ? b.labels[i + 1] : kIgnoreIndex;
       positions[i] = b.positions.empty() ? static_cast<int32_t>(t) : b.positions[i];
     }
   backend_.upload(b.tokens.data(), act(m.tokens));

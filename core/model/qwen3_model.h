@@ -24,6 +24,10 @@ struct Batch {
   // Labels aligned with tokens, as HF takes them; the model shifts them by one, so position t is
   // scored on labels[t + 1] and the last position on nothing. kIgnoreIndex masks a label.
   std::vector<int32_t> labels;
+  // Instead of labels: next-token targets already shifted, so position t is scored on targets[t]
+  // (kIgnoreIndex: not scored). The loader gives these, from windows of seq + 1 tokens, so the
+  // last position is scored too. Exactly one of labels and targets is set.
+  std::vector<int32_t> targets;
   // Optional. Empty means 0 .. seq-1 in every row. Restarting at document starts is the loader's
   // choice.
   std::vector<int32_t> positions;

@@ -135,6 +135,36 @@ TEST_F(ModelTest, IgnoredLabelsContributeNothing) {
   EXPECT_EQ(model.forward(b).tokens, 15);
 }
 
+TEST_F(ModelTest, ShiftedTargetsScoreEveryPositionLikeLabelsOfTheLongerWindow) {
+  // A window of seq + 1 tokens given as inputs and next-token targets (the loader's form) scores
+  // all seq positions, with the same losses as HF labels over the same inputs plus the last token.
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(7);
+  const int64_t seq = 12;
+  const qwen3::Batch window = random_batch(config, 1, seq + 1, 15);
+  qwen3::Batch with_targets;
+  with_targets.batch = 1;
+  with_targets.seq = seq;
+  with_targets.tokens.assign(window.tokens.begin(), window.tokens.end() - 1);
+  with_targets.targets.assign(window.tokens.begin() + 1, window.tokens.end());
+  model.zero_grads();
+  const qwen3::LossSum a = model.forward(with_targets);
+  EXPECT_EQ(a.tokens, seq);
+  model.backward(1.0f);
+  const std::vector<float> grads_targets = model.grads_to_host();
+
+  model.zero_grads();
+  const qwen3::LossSum b = model.forward(window);  // labels: seq of seq + 1 positions scored
+  EXPECT_EQ(b.tokens, seq);
+  EXPECT_NEAR(a.sum, b.sum, 1e-5 * std::abs(b.sum));
+  model.backward(1.0f);
+  EXPECT_LE(max_abs_diff(grads_targets, model.grads_to_host()),
+            1e-5 * max_abs(model.grads_to_host()));
+
+  with_targets.labels = with_targets.tokens;  // both given: ambiguous
+  EXPECT_THROW(model.forward(with_targets), qwen3::Error);
+}
+
 TEST_F(ModelTest, DocumentMaskMakesPackedDocumentsIndependent) {
   // Two documents packed in one row with restarted positions give, for the second document, the
   // same logits as that document run on its own.

@@ -1,0 +1,265 @@
+#include "dataloader/shard_reader.h"
+
+#include <sys/stat.h>
+
+#include "core/util/format.h"
+#include "dataloader/shard_format.h"
+
+namespace qwen3 {
+
+namespace {
+
+constexpr const char* kFormatHint = "see docs/data-format.md for the shard layout";
+
+[[noreturn]] void shard_error(const std::string& path, const std::string& problem) {
+  throw_error(fmt::format("data shard '{}': {}", path, problem));
+}
+
+bool has_attribute(hid_t object, const char* name) {
+  const htri_t exists = H5Aexists(object, name);
+  QWEN3_HDF5_CHECK(exists);
+  return exists > 0;
+}
+
+int64_t read_integer_attribute(hid_t object, const std::string& path, const char* name) {
+  if (!has_attribute(object, name))
+    shard_error(path,
+                fmt::format("has no attribute '{}' on its root group ({})", name, kFormatHint));
+  Hdf5Handle attribute(H5Aopen(object, name, H5P_DEFAULT));
+  QWEN3_HDF5_CHECK(attribute.get());
+  Hdf5Handle type(H5Aget_type(attribute.get()));
+  QWEN3_HDF5_CHECK(type.get());
+  Hdf5Handle space(H5Aget_space(attribute.get()));
+  QWEN3_HDF5_CHECK(space.get());
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1)
+    shard_error(path, fmt::format("attribute '{}' is {} but must be one integer", name,
+                                  describe_hdf5_type(type.get())));
+  int64_t value = 0;
+  QWEN3_HDF5_CHECK(H5Aread(attribute.get(), H5T_NATIVE_INT64, &value));
+  return value;
+}
+
+std::string read_string_attribute(hid_t object, const std::string& path, const char* name) {
+  if (!has_attribute(object, name))
+    shard_error(path,
+                fmt::format("has no attribute '{}' on its root group ({})", name, kFormatHint));
+  Hdf5Handle attribute(H5Aopen(object, name, H5P_DEFAULT));
+  QWEN3_HDF5_CHECK(attribute.get());
+  Hdf5Handle type(H5Aget_type(attribute.get()));
+  QWEN3_HDF5_CHECK(type.get());
+  if (H5Tget_class(type.get()) != H5T_STRING)
+    shard_error(path, fmt::format("attribute '{}' is {} but must be a string", name,
+                                  describe_hdf5_type(type.get())));
+  const htri_t variable = H5Tis_variable_str(type.get());
+  QWEN3_HDF5_CHECK(variable);
+  if (variable > 0) {
+    // h5py writes Python str attributes this way: a pointer HDF5 allocates for us.
+    Hdf5Handle memory_type(H5Tcopy(H5T_C_S1));
+    QWEN3_HDF5_CHECK(memory_type.get());
+    QWEN3_HDF5_CHECK(H5Tset_size(memory_type.get(), H5T_VARIABLE));
+    QWEN3_HDF5_CHECK(H5Tset_cset(memory_type.get(), H5Tget_cset(type.get())));
+    char* text = nullptr;
+    QWEN3_HDF5_CHECK(H5Aread(attribute.get(), memory_type.get(), &text));
+    std::string value = text ? text : "";
+    H5free_memory(text);
+    return value;
+  }
+  const size_t size = H5Tget_size(type.get());
+  std::string value(size, '\0');
+  QWEN3_HDF5_CHECK(H5Aread(attribute.get(), type.get(), value.data()));
+  value.resize(value.find('\0') == std::string::npos ? size : value.find('\0'));
+  return value;
+}
+
+// Opens a 1-D dataset, checking that it exists and has one dimension; returns its length.
+Hdf5Handle open_vector_dataset(hid_t file, const std::string& path, const char* name,
+                               int64_t& length) {
+  const htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
+  QWEN3_HDF5_CHECK(exists);
+  if (exists == 0) shard_error(path, fmt::format("has no dataset '{}' ({})", name, kFormatHint));
+  // No chunk cache: chunks are uncompressed, so HDF5 then reads a window straight from the file
+  // instead of pulling a whole 1 MiB chunk through the cache for 8 KiB of it.
+  Hdf5Handle access(H5Pcreate(H5P_DATASET_ACCESS));
+  QWEN3_HDF5_CHECK(access.get());
+  QWEN3_HDF5_CHECK(H5Pset_chunk_cache(access.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0,
+                                      H5D_CHUNK_CACHE_W0_DEFAULT));
+  Hdf5Handle dataset(H5Dopen2(file, name, access.get()));
+  if (!dataset.valid())
+    shard_error(path, fmt::format("'{}' is not a readable dataset ({})", name, hdf5_error_stack()));
+  Hdf5Handle space(H5Dget_space(dataset.get()));
+  QWEN3_HDF5_CHECK(space.get());
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  QWEN3_HDF5_CHECK(rank);
+  if (rank != 1)
+    shard_error(path, fmt::format("dataset '{}' has {} dimensions, expected 1", name, rank));
+  hsize_t dims[1] = {0};
+  QWEN3_HDF5_CHECK(H5Sget_simple_extent_dims(space.get(), dims, nullptr));
+  length = static_cast<int64_t>(dims[0]);
+  return dataset;
+}
+
+bool is_integer_type(hid_t type, size_t size, H5T_sign_t sign) {
+  return H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == size &&
+         H5Tget_sign(type) == sign;
+}
+
+}  // namespace
+
+std::string describe_hdf5_type(hid_t type) {
+  const size_t bits = H5Tget_size(type) * 8;
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return fmt::format("{}int{}", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+    case H5T_FLOAT:
+      return fmt::format("float{}", bits);
+    case H5T_STRING:
+      return "a string";
+    case H5T_COMPOUND:
+      return "a compound type";
+    case H5T_ARRAY:
+      return "an array type";
+    case H5T_ENUM:
+      return "an enum";
+    default:
+      return "an unsupported type";
+  }
+}
+
+ShardReader::ShardReader(std::string path) {
+  info_.path = std::move(path);
+  const std::string& p = info_.path;
+  quiet_hdf5_errors();
+
+  struct stat status {};
+  if (stat(p.c_str(), &status) != 0) shard_error(p, "file does not exist");
+  if (S_ISDIR(status.st_mode)) shard_error(p, "is a directory, not a file");
+  const htri_t is_hdf5 = H5Fis_hdf5(p.c_str());
+  if (is_hdf5 < 0) shard_error(p, "cannot be read (" + hdf5_error_stack() + ")");
+  if (is_hdf5 == 0)
+    shard_error(
+        p, fmt::format("is not an HDF5 file ({} bytes without an HDF5 signature)", status.st_size));
+  open_file_handle();
+
+  // Attributes first: for an HDF5 file that is not a shard at all, 'format' says so best.
+  const hid_t root = file_.get();
+  const std::string format = read_string_attribute(root, p, kFormatAttribute);
+  if (format != kShardFormatName)
+    shard_error(p, fmt::format("attribute '{}' is '{}', expected '{}'", kFormatAttribute, format,
+                               kShardFormatName));
+  info_.format_version = read_integer_attribute(root, p, kFormatVersionAttribute);
+  if (info_.format_version < 1 || info_.format_version > kShardFormatVersion)
+    shard_error(p, fmt::format("has format_version {}, but this build reads versions 1 to {}",
+                               info_.format_version, kShardFormatVersion));
+  info_.vocab_size = read_integer_attribute(root, p, kVocabSizeAttribute);
+  info_.eos_id = read_integer_attribute(root, p, kEosIdAttribute);
+  info_.tokenizer = read_string_attribute(root, p, kTokenizerAttribute);
+  open_tokens();
+  if (info_.vocab_size <= 0)
+    shard_error(p, fmt::format("attribute 'vocab_size' is {}, must be positive", info_.vocab_size));
+  if (info_.eos_id < 0 || info_.eos_id >= info_.vocab_size)
+    shard_error(p, fmt::format("attribute 'eos_id' is {}, must be in [0, vocab_size {})",
+                               info_.eos_id, info_.vocab_size));
+
+  {
+    Hdf5Handle type(H5Dget_type(tokens_.get()));
+    QWEN3_HDF5_CHECK(type.get());
+    if (!is_integer_type(type.get(), 4, H5T_SGN_NONE))
+      shard_error(p, fmt::format("dataset '{}' has dtype {}, expected uint32 (Qwen token ids "
+                                 "exceed 65535 and are never negative)",
+                                 kTokensDataset, describe_hdf5_type(type.get())));
+  }
+  if (info_.num_tokens == 0) shard_error(p, "is empty: dataset 'tokens' has 0 tokens");
+
+  int64_t num_offsets = 0;
+  Hdf5Handle offsets = open_vector_dataset(root, p, kDocOffsetsDataset, num_offsets);
+  {
+    Hdf5Handle type(H5Dget_type(offsets.get()));
+    QWEN3_HDF5_CHECK(type.get());
+    if (H5Tget_class(type.get()) != H5T_INTEGER)
+      shard_error(p, fmt::format("dataset '{}' has dtype {}, expected uint64", kDocOffsetsDataset,
+                                 describe_hdf5_type(type.get())));
+  }
+  if (num_offsets < 2)
+    shard_error(p, fmt::format("dataset '{}' has {} entries; it needs num_documents + 1 >= 2",
+                               kDocOffsetsDataset, num_offsets));
+  doc_offsets_.resize(static_cast<size_t>(num_offsets));
+  QWEN3_HDF5_CHECK(
+      H5Dread(offsets.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, doc_offsets_.data()));
+  if (doc_offsets_.front() != 0)
+    shard_error(p, fmt::format("{}[0] is {}, must be 0", kDocOffsetsDataset, doc_offsets_.front()));
+  for (size_t d = 1; d < doc_offsets_.size(); ++d)
+    if (doc_offsets_[d] <= doc_offsets_[d - 1])
+      shard_error(p,
+                  fmt::format("{} must increase strictly, but entry {} is {} after {} (document "
+                              "{} would be empty or negative)",
+                              kDocOffsetsDataset, d, doc_offsets_[d], doc_offsets_[d - 1], d - 1));
+  if (doc_offsets_.back() != info_.num_tokens)
+    shard_error(p, fmt::format("the last {} entry is {}, but the shard has {} tokens",
+                               kDocOffsetsDataset, doc_offsets_.back(), info_.num_tokens));
+  info_.num_documents = num_offsets - 1;
+}
+
+void ShardReader::open_file() {
+  open_file_handle();
+  open_tokens();
+}
+
+void ShardReader::open_file_handle() {
+  quiet_hdf5_errors();
+  const std::string& p = info_.path;
+  Hdf5Handle file(H5Fopen(p.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  if (!file.valid()) {
+    const std::string stack = hdf5_error_stack();
+    if (stack.find("truncated") != std::string::npos)
+      shard_error(p,
+                  "is truncated: the file is shorter than HDF5's header says it should be (an "
+                  "interrupted copy or write?). HDF5: " +
+                      stack);
+    shard_error(p, "is damaged and cannot be opened as HDF5: " + stack);
+  }
+  file_ = std::move(file);
+}
+
+void ShardReader::open_tokens() {
+  const std::string& p = info_.path;
+  int64_t length = 0;
+  Hdf5Handle tokens = open_vector_dataset(file_.get(), p, kTokensDataset, length);
+  Hdf5Handle space(H5Dget_space(tokens.get()));
+  QWEN3_HDF5_CHECK(space.get());
+  if (doc_offsets_.empty()) {
+    info_.num_tokens = length;
+  } else if (length != info_.num_tokens) {
+    shard_error(p, fmt::format("changed on disk while in use: it had {} tokens, now {}",
+                               info_.num_tokens, length));
+  }
+  tokens_ = std::move(tokens);
+  file_space_ = std::move(space);
+}
+
+void ShardReader::read_tokens(int64_t begin, int64_t count, uint32_t* out) {
+  QWEN3_CHECK(begin >= 0 && count >= 0 && begin + count <= info_.num_tokens,
+              "data shard '{}': read of tokens [{}, {}) is outside its {} tokens", info_.path,
+              begin, begin + count, info_.num_tokens);
+  if (count == 0) return;
+  quiet_hdf5_errors();  // the prefetch thread reads; HDF5's print switch is per thread
+  if (!file_.valid()) open_file();
+  const hsize_t start[1] = {static_cast<hsize_t>(begin)};
+  const hsize_t size[1] = {static_cast<hsize_t>(count)};
+  QWEN3_HDF5_CHECK(
+      H5Sselect_hyperslab(file_space_.get(), H5S_SELECT_SET, start, nullptr, size, nullptr));
+  Hdf5Handle memory_space(H5Screate_simple(1, size, nullptr));
+  QWEN3_HDF5_CHECK(memory_space.get());
+  if (H5Dread(tokens_.get(), H5T_NATIVE_UINT32, memory_space.get(), file_space_.get(), H5P_DEFAULT,
+              out) < 0)
+    shard_error(info_.path, fmt::format("reading tokens [{}, {}) failed; the file may be damaged "
+                                        "({})",
+                                        begin, begin + count, hdf5_error_stack()));
+}
+
+void ShardReader::release() {
+  file_space_.reset();
+  tokens_.reset();
+  file_.reset();
+}
+
+}  // namespace qwen3
