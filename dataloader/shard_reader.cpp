@@ -170,8 +170,14 @@ ShardReader::ShardReader(std::string path) {
   }
   if (info_.num_tokens == 0) shard_error(p, "is empty: dataset 'tokens' has 0 tokens");
 
+  load_doc_offsets();
+  info_.num_documents = static_cast<int64_t>(doc_offsets_.size()) - 1;
+}
+
+void ShardReader::load_doc_offsets() {
+  const std::string& p = info_.path;
   int64_t num_offsets = 0;
-  Hdf5Handle offsets = open_vector_dataset(root, p, kDocOffsetsDataset, num_offsets);
+  Hdf5Handle offsets = open_vector_dataset(file_.get(), p, kDocOffsetsDataset, num_offsets);
   {
     Hdf5Handle type(H5Dget_type(offsets.get()));
     QWEN3_HDF5_CHECK(type.get());
@@ -196,12 +202,15 @@ ShardReader::ShardReader(std::string path) {
   if (doc_offsets_.back() != info_.num_tokens)
     shard_error(p, fmt::format("the last {} entry is {}, but the shard has {} tokens",
                                kDocOffsetsDataset, doc_offsets_.back(), info_.num_tokens));
-  info_.num_documents = num_offsets - 1;
+  if (info_.num_documents != 0 && info_.num_documents != num_offsets - 1)
+    shard_error(p, fmt::format("changed on disk while in use: it had {} documents, now {}",
+                               info_.num_documents, num_offsets - 1));
 }
 
 void ShardReader::open_file() {
   open_file_handle();
   open_tokens();
+  load_doc_offsets();
 }
 
 void ShardReader::open_file_handle() {
@@ -226,7 +235,7 @@ void ShardReader::open_tokens() {
   Hdf5Handle tokens = open_vector_dataset(file_.get(), p, kTokensDataset, length);
   Hdf5Handle space(H5Dget_space(tokens.get()));
   QWEN3_HDF5_CHECK(space.get());
-  if (doc_offsets_.empty()) {
+  if (info_.num_tokens == 0) {
     info_.num_tokens = length;
   } else if (length != info_.num_tokens) {
     shard_error(p, fmt::format("changed on disk while in use: it had {} tokens, now {}",
@@ -241,8 +250,7 @@ void ShardReader::read_tokens(int64_t begin, int64_t count, uint32_t* out) {
               "data shard '{}': read of tokens [{}, {}) is outside its {} tokens", info_.path,
               begin, begin + count, info_.num_tokens);
   if (count == 0) return;
-  quiet_hdf5_errors();  // the prefetch thread reads; HDF5's print switch is per thread
-  if (!file_.valid()) open_file();
+  open();  // also quiets HDF5's printing on this (the prefetch) thread: the switch is per thread
   const hsize_t start[1] = {static_cast<hsize_t>(begin)};
   const hsize_t size[1] = {static_cast<hsize_t>(count)};
   QWEN3_HDF5_CHECK(
@@ -260,6 +268,12 @@ void ShardReader::release() {
   file_space_.reset();
   tokens_.reset();
   file_.reset();
+  std::vector<int64_t>().swap(doc_offsets_);
+}
+
+void ShardReader::open() {
+  quiet_hdf5_errors();
+  if (!file_.valid()) open_file();
 }
 
 }  // namespace qwen3

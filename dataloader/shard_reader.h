@@ -28,19 +28,28 @@ class ShardReader {
 
   const ShardInfo& info() const { return info_; }
   // [num_documents + 1]: 0 = offsets[0] < offsets[1] < ... < offsets[num_documents] = num_tokens.
-  const std::vector<int64_t>& doc_offsets() const { return doc_offsets_; }
+  // Held only while the shard is open (8 bytes per document: a 100B-token corpus has ~100M
+  // documents, too many to keep for every shard on every rank).
+  const std::vector<int64_t>& doc_offsets() const {
+    QWEN3_CHECK(is_open(), "data shard '{}': document offsets read while closed", info_.path);
+    return doc_offsets_;
+  }
 
   // tokens[begin, begin + count) -> out. Opens the file if release() closed it.
   void read_tokens(int64_t begin, int64_t count, uint32_t* out);
 
-  // Closes the file (the metadata stays), to bound open files when there are many shards.
+  // Reopens after release(), reloading the offsets; a no-op when open.
+  void open();
+  // Closes the file and drops the offsets (the info stays), to bound open files and memory when
+  // there are many shards.
   void release();
   bool is_open() const { return file_.valid(); }
 
  private:
-  void open_file();         // both of:
+  void open_file();         // all three of:
   void open_file_handle();  // the HDF5 file, with clear errors for damaged files
   void open_tokens();       // the token dataset and its dataspace
+  void load_doc_offsets();  // read and validate doc_offsets
 
   ShardInfo info_;
   std::vector<int64_t> doc_offsets_;

@@ -146,6 +146,37 @@ TEST(Source, WindowsMatchADirectReadingOfTheDocuments) {
   EXPECT_EQ(window, source.num_samples());
 }
 
+TEST(Source, ManyShardsReadCorrectlyWithABoundedNumberOpen) {
+  // More shards than Source keeps open, read in a shuffled order so files are closed and
+  // reopened (with their offsets reloaded) many times.
+  const std::string dir = test::fresh_dir();
+  const int shards = 70;
+  const Corpus c = write_corpus(dir, "many", shards, 3, 10, 20, 13);
+  const int64_t seq = 8;
+  Source source("many", dir + "/many-*.h5", seq, 1024);
+  // Paths sort as many-0, many-1, many-10, ...: map each shard index back to its corpus entry.
+  std::vector<size_t> corpus_of;
+  for (const ShardReader& shard : source.shards()) {
+    const std::string& path = shard.info().path;
+    corpus_of.push_back(std::stoul(path.substr(path.rfind('-') + 1)));
+  }
+  const IndexPermutation order(static_cast<uint64_t>(source.num_samples()), 1, 2);
+  std::vector<int32_t> in(seq), tg(seq), pos(seq), ids(seq);
+  for (int64_t i = 0; i < source.num_samples(); ++i) {
+    const auto window = static_cast<int64_t>(order(static_cast<uint64_t>(i)));
+    const auto [shard, start] = source.locate(window);
+    source.read_window(window, {in.data(), tg.data(), pos.data(), ids.data()});
+    const ExpectedWindow e = expected_window(c.shards[corpus_of[shard]], start, seq);
+    ASSERT_EQ(in, e.inputs) << "window " << window;
+    ASSERT_EQ(ids, e.doc_ids) << "window " << window;
+    ASSERT_EQ(pos, e.positions) << "window " << window;
+    int64_t open = 0;
+    for (const ShardReader& s : source.shards())
+      open += s.is_open();
+    ASSERT_LE(open, 64);
+  }
+}
+
 LoaderConfig one_source_config(const std::string& dir, int64_t global_batch, int rank, int world) {
   LoaderConfig config;
   config.sources = {{"web", dir + "/web-*.h5", 1.0}};

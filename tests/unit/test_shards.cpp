@@ -56,9 +56,11 @@ TEST(Shards, WriterOutputReadsBackExactly) {
   EXPECT_EQ(back, all);
   // A range across a chunk boundary, after closing and reopening the file.
   reader.release();
+  EXPECT_THROW(reader.doc_offsets(), Error);  // dropped with the file, to bound memory
   std::vector<uint32_t> part(50);
   reader.read_tokens(980, 50, part.data());
   EXPECT_TRUE(std::equal(part.begin(), part.end(), all.begin() + 980));
+  EXPECT_EQ(reader.doc_offsets(), offsets);
   EXPECT_THROW(reader.read_tokens(info.num_tokens - 2, 3, part.data()), Error);
 }
 
