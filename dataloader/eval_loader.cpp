@@ -36,7 +36,9 @@ void EvalLoader::restart() {
 
 std::optional<LoaderBatch> EvalLoader::next() {
   if (!prefetcher_) restart();
-  return prefetcher_->next();
+  std::optional<LoaderBatch> batch = prefetcher_->next();
+  if (!batch) prefetcher_.reset();  // the pass is over; the next call starts the next pass
+  return batch;
 }
 
 bool EvalLoader::produce(LoaderBatch& b) {

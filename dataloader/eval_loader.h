@@ -34,9 +34,10 @@ class EvalLoader {
   int64_t num_samples() const { return num_samples_; }
   int64_t num_batches() const;
 
-  // Starts a pass at the first window (also implied before the first next()).
+  // Starts a pass at the first window, abandoning one under way.
   void restart();
-  // This rank's rows of the next batch of the pass; nullopt when the pass is done.
+  // This rank's rows of the next batch of the pass; nullopt when the pass is done. The call after
+  // that starts the next pass.
   std::optional<LoaderBatch> next();
 
  private:

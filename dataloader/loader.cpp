@@ -51,6 +51,7 @@ std::string LoaderState::to_text() const {
     out << YAML::Flow << YAML::BeginMap;
     out << YAML::Key << "name" << YAML::Value << s.name;
     out << YAML::Key << "num_samples" << YAML::Value << s.num_samples;
+    out << YAML::Key << "weight" << YAML::Value << s.weight;
     out << YAML::Key << "drawn" << YAML::Value << s.drawn;
     out << YAML::EndMap;
   }
@@ -92,6 +93,7 @@ LoaderState LoaderState::from_text(const std::string& text, const std::string& o
       throw_config_error(location_of(s, origin), "sources", "entries need a name");
     entry.name = parse_string(s["name"], "name", location_of(s["name"], origin));
     entry.num_samples = field(s, "num_samples");
+    entry.weight = field(s, "weight");
     entry.drawn = field(s, "drawn");
     if (entry.drawn < 0 || entry.num_samples < 1)
       throw_config_error(location_of(s, origin), "sources", "has negative or empty counts");
@@ -113,7 +115,7 @@ bool LoaderState::operator==(const LoaderState& o) const {
   for (size_t i = 0; i < sources.size(); ++i)
     if (sources[i].name != o.sources[i].name ||
         sources[i].num_samples != o.sources[i].num_samples ||
-        sources[i].drawn != o.sources[i].drawn)
+        sources[i].weight != o.sources[i].weight || sources[i].drawn != o.sources[i].drawn)
       return false;
   return true;
 }
@@ -130,7 +132,8 @@ SamplePlanner::SamplePlanner(std::vector<std::string> source_names,
   for (size_t s = 0; s < source_names.size(); ++s) {
     QWEN3_CHECK(source_samples[s] >= 1, "data source '{}' has no windows", source_names[s]);
     streams_.push_back(name_hash(source_names[s]));
-    state_.sources.push_back({source_names[s], source_samples[s], 0});
+    state_.sources.push_back(
+        {source_names[s], source_samples[s], static_cast<int64_t>(mixture_.fixed_weight(s)), 0});
   }
 }
 
@@ -177,6 +180,11 @@ void SamplePlanner::restore(const LoaderState& saved, const std::string& origin)
     if (was.num_samples != now.num_samples)
       mismatch(fmt::format("source '{}' had {} windows, now {}: its shards changed", was.name,
                            was.num_samples, now.num_samples));
+    if (was.weight != now.weight)
+      mismatch(
+          fmt::format("source '{}' had weight {}, now {}; a different mixture is a new stage "
+                      "with its own loader",
+                      was.name, double(was.weight) / 1e6, double(now.weight) / 1e6));
   }
   state_ = saved;
 }
@@ -200,6 +208,9 @@ TrainLoader::TrainLoader(const LoaderConfig& config, const LoaderState* resume,
     for (const std::string& name : names)
       QWEN3_CHECK(name != spec.name, "training data: two sources are named '{}'", name);
     sources_.emplace_back(spec.name, spec.path, config_.seq_len, config_.vocab_size);
+    const Source& s = sources_.back();
+    summaries_.push_back({s.name(), s.num_samples(), s.num_tokens(), s.num_documents(),
+                          static_cast<int64_t>(s.shards().size())});
     names.push_back(spec.name);
     sizes.push_back(sources_.back().num_samples());
     weights.push_back(spec.weight);

@@ -38,11 +38,13 @@ struct LoaderConfig {
 };
 
 // Everything needed to continue the sample order exactly. Independent of rank count and of
-// global_batch; seq_len, seed and the sources must match when it is restored.
+// global_batch; seq_len, seed, the sources and their weights must match when it is restored (a
+// different mixture is a new stage, with a new loader).
 struct LoaderState {
   struct SourceState {
     std::string name;
     int64_t num_samples = 0;  // windows in the source, to notice changed data on resume
+    int64_t weight = 0;       // mixture weight in millionths, to notice a changed mixture
     int64_t drawn = 0;        // samples taken from it so far, over all epochs
   };
   uint64_t seed = 0;
@@ -106,7 +108,13 @@ class TrainLoader {
   // The state after the last batch next() returned (not after batches prefetched beyond it).
   LoaderState state() const { return consumed_state_; }
 
-  const std::vector<Source>& sources() const { return sources_; }
+  // What each source holds, fixed at start-up (the sources themselves belong to the prefetch
+  // thread).
+  struct SourceSummary {
+    std::string name;
+    int64_t num_samples = 0, num_tokens = 0, num_documents = 0, num_shards = 0;
+  };
+  const std::vector<SourceSummary>& source_summaries() const { return summaries_; }
   int64_t rows_per_rank() const { return config_.global_batch / config_.world_size; }
   double wait_seconds() const { return prefetcher_->wait_seconds(); }
   double last_wait_seconds() const { return prefetcher_->last_wait_seconds(); }
@@ -120,6 +128,7 @@ class TrainLoader {
 
   LoaderConfig config_;
   std::vector<Source> sources_;
+  std::vector<SourceSummary> summaries_;
   std::unique_ptr<SamplePlanner> planner_;  // used by the background thread only
   LoaderState consumed_state_;
   int64_t next_step_ = 0;  // background thread's next step

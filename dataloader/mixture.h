@@ -27,6 +27,8 @@ class MixtureSchedule {
   size_t num_sources() const { return weights_.size(); }
   // The exact proportion of source s, as a double for reports.
   double proportion(size_t s) const;
+  // Source s's weight in millionths, as the schedule uses it (and the loader state records it).
+  uint64_t fixed_weight(size_t s) const { return weights_.at(s); }
 
  private:
   std::vector<uint64_t> weights_;

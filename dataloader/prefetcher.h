@@ -1,7 +1,7 @@
 #pragma once
 // Runs a producer on one background thread, keeping up to `depth` items ready (plus one being
-// produced) so the consumer (the training step) finds its next batch waiting. Errors thrown by the producer are rethrown
-// by next() on the consumer's thread, with their message intact.
+// produced) so the consumer (the training step) finds its next batch waiting. Errors thrown by the
+// producer are rethrown by next() on the consumer's thread, with their message intact.
 #include <chrono>
 #include <condition_variable>
 #include <deque>

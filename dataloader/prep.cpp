@@ -141,7 +141,8 @@ void make_directories(const std::string& path) {
   }
 }
 
-// Writes one split's shards. A shard closes before a document that would take it past
+// Writes one split's shards, under their .partial names until run_prep publishes them. A shard
+// of at least half of shard_tokens closes before a document that would take it past
 // shard_tokens, but documents that would start a new shard are held back until they amount to
 // half a shard: if the input ends first they join the current shard instead. So no shard is
 // smaller than half of shard_tokens (unless the whole split is), and a split's last shard is not
@@ -158,8 +159,9 @@ class SplitWriter {
     summary_.tokens += length;
     summary_.documents += 1;
     if (!writer_) open_next();
+    const int64_t current = writer_->num_tokens();
     if (pending_.empty() &&
-        (writer_->num_tokens() == 0 || writer_->num_tokens() + length <= options_.shard_tokens)) {
+        (2 * current < options_.shard_tokens || current + length <= options_.shard_tokens)) {
       writer_->add_document(document.data(), length);
       return;
     }
@@ -180,6 +182,9 @@ class SplitWriter {
     return summary_;
   }
 
+  // Finished shards as (partial path, final path), for run_prep to rename or remove.
+  const std::vector<std::pair<std::string, std::string>>& finished() const { return finished_; }
+
  private:
   void open_next() {
     const std::string file = fmt::format("{}-{:05d}.h5", summary_.name, summary_.shards.size());
@@ -197,7 +202,8 @@ class SplitWriter {
   void close_current() {
     summary_.shards.back().tokens = writer_->num_tokens();
     summary_.shards.back().documents = writer_->num_documents();
-    writer_->finish();
+    writer_->finish(/*publish=*/false);
+    finished_.emplace_back(writer_->partial_path(), writer_->path());
     writer_.reset();
   }
 
@@ -207,6 +213,7 @@ class SplitWriter {
   std::unique_ptr<ShardWriter> writer_;
   std::vector<std::vector<uint32_t>> pending_;
   int64_t pending_tokens_ = 0;
+  std::vector<std::pair<std::string, std::string>> finished_;
 };
 
 std::string json_string(const std::string& s) {
@@ -294,24 +301,38 @@ PrepSummary run_prep(const PrepOptions& options) {
                 "shards are never overwritten",
                 options.output_dir, existing);
 
+  // Every shard stays under its .partial name until all are complete, so a failed or killed run
+  // leaves no file that a shard glob picks up; the manifest, written last, marks completion.
   SplitWriter train(options, "train"), val(options, "val");
-  std::vector<uint32_t> document;
-  uint64_t index = 0;
-  const auto eos = static_cast<uint32_t>(options.eos_id);
-  for (const std::string& input : options.inputs) {
-    auto reader = open_document_reader(input, options.format, options.vocab_size, options.eos_id);
-    while (reader->next(document)) {
-      if (options.append_eos && document.back() != eos) document.push_back(eos);
-      // Each document's split is decided by its index alone, so it is reproducible from the seed.
-      const double u =
-          static_cast<double>(random_bits(options.seed, kValidationStream, index++) >> 11) *
-          (1.0 / 9007199254740992.0);
-      (u < options.val_fraction ? val : train).add(document);
+  try {
+    std::vector<uint32_t> document;
+    uint64_t index = 0;
+    const auto eos = static_cast<uint32_t>(options.eos_id);
+    for (const std::string& input : options.inputs) {
+      auto reader = open_document_reader(input, options.format, options.vocab_size, options.eos_id);
+      while (reader->next(document)) {
+        if (options.append_eos && document.back() != eos) document.push_back(eos);
+        // Each document's split depends on its index alone, so it is reproducible from the seed.
+        const double u =
+            static_cast<double>(random_bits(options.seed, kValidationStream, index++) >> 11) *
+            (1.0 / 9007199254740992.0);
+        (u < options.val_fraction ? val : train).add(document);
+      }
     }
+    summary.train = train.finish();
+    summary.val = val.finish();
+    QWEN3_CHECK(summary.train.tokens > 0, "the input holds no training documents");
+  } catch (...) {
+    for (const SplitWriter* split : {&train, &val})
+      for (const auto& [partial, final_path] : split->finished())
+        std::remove(partial.c_str());
+    throw;
   }
-  summary.train = train.finish();
-  summary.val = val.finish();
-  QWEN3_CHECK(summary.train.tokens > 0, "the input holds no training documents");
+  for (const SplitWriter* split : {&train, &val})
+    for (const auto& [partial, final_path] : split->finished())
+      if (std::rename(partial.c_str(), final_path.c_str()) != 0)
+        throw_error(fmt::format("cannot rename '{}' to '{}': {}", partial, final_path,
+                                std::strerror(errno)));
   write_manifest(options, summary);
   return summary;
 }

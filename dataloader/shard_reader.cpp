@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "core/util/format.h"
 #include "dataloader/shard_format.h"
 
@@ -47,8 +49,11 @@ std::string read_string_attribute(hid_t object, const std::string& path, const c
   QWEN3_HDF5_CHECK(attribute.get());
   Hdf5Handle type(H5Aget_type(attribute.get()));
   QWEN3_HDF5_CHECK(type.get());
-  if (H5Tget_class(type.get()) != H5T_STRING)
-    shard_error(path, fmt::format("attribute '{}' is {} but must be a string", name,
+  Hdf5Handle space(H5Aget_space(attribute.get()));
+  QWEN3_HDF5_CHECK(space.get());
+  // One string: an array would be read into a buffer sized for one.
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1)
+    shard_error(path, fmt::format("attribute '{}' is {} but must be one string", name,
                                   describe_hdf5_type(type.get())));
   const htri_t variable = H5Tis_variable_str(type.get());
   QWEN3_HDF5_CHECK(variable);
@@ -113,7 +118,7 @@ std::string describe_hdf5_type(hid_t type) {
     case H5T_FLOAT:
       return fmt::format("float{}", bits);
     case H5T_STRING:
-      return "a string";
+      return "string";
     case H5T_COMPOUND:
       return "a compound type";
     case H5T_ARRAY:
@@ -127,9 +132,23 @@ std::string describe_hdf5_type(hid_t type) {
 
 ShardReader::ShardReader(std::string path) {
   info_.path = std::move(path);
+  try {
+    validate();
+  } catch (const Error& e) {
+    release();
+    rethrow_naming_shard(e);
+  }
+}
+
+void ShardReader::rethrow_naming_shard(const Error& e) const {
+  // Every message names the shard, including a failed HDF5 call's.
+  if (std::string(e.what()).find(info_.path) != std::string::npos) throw e;
+  shard_error(info_.path, e.what());
+}
+
+void ShardReader::validate() {
   const std::string& p = info_.path;
   quiet_hdf5_errors();
-
   struct stat status {};
   if (stat(p.c_str(), &status) != 0) shard_error(p, "file does not exist");
   if (S_ISDIR(status.st_mode)) shard_error(p, "is a directory, not a file");
@@ -153,13 +172,13 @@ ShardReader::ShardReader(std::string path) {
   info_.vocab_size = read_integer_attribute(root, p, kVocabSizeAttribute);
   info_.eos_id = read_integer_attribute(root, p, kEosIdAttribute);
   info_.tokenizer = read_string_attribute(root, p, kTokenizerAttribute);
-  open_tokens();
   if (info_.vocab_size <= 0)
     shard_error(p, fmt::format("attribute 'vocab_size' is {}, must be positive", info_.vocab_size));
   if (info_.eos_id < 0 || info_.eos_id >= info_.vocab_size)
     shard_error(p, fmt::format("attribute 'eos_id' is {}, must be in [0, vocab_size {})",
                                info_.eos_id, info_.vocab_size));
 
+  open_datasets();
   {
     Hdf5Handle type(H5Dget_type(tokens_.get()));
     QWEN3_HDF5_CHECK(type.get());
@@ -169,48 +188,30 @@ ShardReader::ShardReader(std::string path) {
                                  kTokensDataset, describe_hdf5_type(type.get())));
   }
   if (info_.num_tokens == 0) shard_error(p, "is empty: dataset 'tokens' has 0 tokens");
-
-  load_doc_offsets();
-  info_.num_documents = static_cast<int64_t>(doc_offsets_.size()) - 1;
-}
-
-void ShardReader::load_doc_offsets() {
-  const std::string& p = info_.path;
-  int64_t num_offsets = 0;
-  Hdf5Handle offsets = open_vector_dataset(file_.get(), p, kDocOffsetsDataset, num_offsets);
   {
-    Hdf5Handle type(H5Dget_type(offsets.get()));
+    Hdf5Handle type(H5Dget_type(offsets_.get()));
     QWEN3_HDF5_CHECK(type.get());
     if (H5Tget_class(type.get()) != H5T_INTEGER)
       shard_error(p, fmt::format("dataset '{}' has dtype {}, expected uint64", kDocOffsetsDataset,
                                  describe_hdf5_type(type.get())));
   }
-  if (num_offsets < 2)
+  if (info_.num_documents < 1)
     shard_error(p, fmt::format("dataset '{}' has {} entries; it needs num_documents + 1 >= 2",
-                               kDocOffsetsDataset, num_offsets));
-  doc_offsets_.resize(static_cast<size_t>(num_offsets));
-  QWEN3_HDF5_CHECK(
-      H5Dread(offsets.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, doc_offsets_.data()));
-  if (doc_offsets_.front() != 0)
-    shard_error(p, fmt::format("{}[0] is {}, must be 0", kDocOffsetsDataset, doc_offsets_.front()));
-  for (size_t d = 1; d < doc_offsets_.size(); ++d)
-    if (doc_offsets_[d] <= doc_offsets_[d - 1])
-      shard_error(p,
-                  fmt::format("{} must increase strictly, but entry {} is {} after {} (document "
-                              "{} would be empty or negative)",
-                              kDocOffsetsDataset, d, doc_offsets_[d], doc_offsets_[d - 1], d - 1));
-  if (doc_offsets_.back() != info_.num_tokens)
-    shard_error(p, fmt::format("the last {} entry is {}, but the shard has {} tokens",
-                               kDocOffsetsDataset, doc_offsets_.back(), info_.num_tokens));
-  if (info_.num_documents != 0 && info_.num_documents != num_offsets - 1)
-    shard_error(p, fmt::format("changed on disk while in use: it had {} documents, now {}",
-                               info_.num_documents, num_offsets - 1));
-}
+                               kDocOffsetsDataset, info_.num_documents + 1));
 
-void ShardReader::open_file() {
-  open_file_handle();
-  open_tokens();
-  load_doc_offsets();
+  const std::vector<int64_t> offsets = read_doc_offsets();
+  if (offsets.front() != 0)
+    shard_error(p, fmt::format("{}[0] is {}, must be 0", kDocOffsetsDataset, offsets.front()));
+  for (size_t d = 1; d < offsets.size(); ++d)
+    if (offsets[d] <= offsets[d - 1])
+      shard_error(p, fmt::format("{} must increase strictly, but entry {} is {} after {} "
+                                 "(document {} would be empty or negative)",
+                                 kDocOffsetsDataset, d, offsets[d], offsets[d - 1], d - 1));
+  if (offsets.back() != info_.num_tokens)
+    shard_error(p, fmt::format("the last {} entry is {}, but the shard has {} tokens",
+                               kDocOffsetsDataset, offsets.back(), info_.num_tokens));
+  for (size_t d = 0; d < offsets.size(); d += kSparseStride)
+    sparse_offsets_.push_back(offsets[d]);
 }
 
 void ShardReader::open_file_handle() {
@@ -229,51 +230,92 @@ void ShardReader::open_file_handle() {
   file_ = std::move(file);
 }
 
-void ShardReader::open_tokens() {
+void ShardReader::open_datasets() {
   const std::string& p = info_.path;
-  int64_t length = 0;
-  Hdf5Handle tokens = open_vector_dataset(file_.get(), p, kTokensDataset, length);
-  Hdf5Handle space(H5Dget_space(tokens.get()));
-  QWEN3_HDF5_CHECK(space.get());
-  if (info_.num_tokens == 0) {
-    info_.num_tokens = length;
-  } else if (length != info_.num_tokens) {
-    shard_error(p, fmt::format("changed on disk while in use: it had {} tokens, now {}",
-                               info_.num_tokens, length));
+  const bool first_open = info_.num_tokens == 0 && info_.num_documents == 0;
+  int64_t tokens = 0, offsets = 0;
+  tokens_ = open_vector_dataset(file_.get(), p, kTokensDataset, tokens);
+  tokens_space_ = Hdf5Handle(H5Dget_space(tokens_.get()));
+  QWEN3_HDF5_CHECK(tokens_space_.get());
+  offsets_ = open_vector_dataset(file_.get(), p, kDocOffsetsDataset, offsets);
+  offsets_space_ = Hdf5Handle(H5Dget_space(offsets_.get()));
+  QWEN3_HDF5_CHECK(offsets_space_.get());
+  if (first_open) {
+    info_.num_tokens = tokens;
+    info_.num_documents = offsets - 1;
+  } else if (tokens != info_.num_tokens || offsets - 1 != info_.num_documents) {
+    shard_error(p, fmt::format("changed on disk while in use: it had {} tokens in {} documents, "
+                               "now {} in {}",
+                               info_.num_tokens, info_.num_documents, tokens, offsets - 1));
   }
-  tokens_ = std::move(tokens);
-  file_space_ = std::move(space);
+}
+
+void ShardReader::open() {
+  quiet_hdf5_errors();  // also on the prefetch thread: HDF5's print switch is per thread
+  if (file_.valid()) return;
+  try {
+    open_file_handle();
+    open_datasets();
+  } catch (const Error& e) {
+    release();  // all or nothing: never half open
+    rethrow_naming_shard(e);
+  }
+}
+
+void ShardReader::release() {
+  offsets_space_.reset();
+  offsets_.reset();
+  tokens_space_.reset();
+  tokens_.reset();
+  file_.reset();
+}
+
+void ShardReader::read_range(bool tokens, int64_t begin, int64_t count, void* out) {
+  open();
+  const hsize_t start[1] = {static_cast<hsize_t>(begin)};
+  const hsize_t size[1] = {static_cast<hsize_t>(count)};
+  const hid_t space = tokens ? tokens_space_.get() : offsets_space_.get();
+  QWEN3_HDF5_CHECK(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, size, nullptr));
+  Hdf5Handle memory_space(H5Screate_simple(1, size, nullptr));
+  QWEN3_HDF5_CHECK(memory_space.get());
+  if (H5Dread(tokens ? tokens_.get() : offsets_.get(),
+              tokens ? H5T_NATIVE_UINT32 : H5T_NATIVE_INT64, memory_space.get(), space, H5P_DEFAULT,
+              out) < 0)
+    shard_error(info_.path, fmt::format("reading {} [{}, {}) failed; the file may be damaged ({})",
+                                        tokens ? kTokensDataset : kDocOffsetsDataset, begin,
+                                        begin + count, hdf5_error_stack()));
 }
 
 void ShardReader::read_tokens(int64_t begin, int64_t count, uint32_t* out) {
   QWEN3_CHECK(begin >= 0 && count >= 0 && begin + count <= info_.num_tokens,
               "data shard '{}': read of tokens [{}, {}) is outside its {} tokens", info_.path,
               begin, begin + count, info_.num_tokens);
-  if (count == 0) return;
-  open();  // also quiets HDF5's printing on this (the prefetch) thread: the switch is per thread
-  const hsize_t start[1] = {static_cast<hsize_t>(begin)};
-  const hsize_t size[1] = {static_cast<hsize_t>(count)};
-  QWEN3_HDF5_CHECK(
-      H5Sselect_hyperslab(file_space_.get(), H5S_SELECT_SET, start, nullptr, size, nullptr));
-  Hdf5Handle memory_space(H5Screate_simple(1, size, nullptr));
-  QWEN3_HDF5_CHECK(memory_space.get());
-  if (H5Dread(tokens_.get(), H5T_NATIVE_UINT32, memory_space.get(), file_space_.get(), H5P_DEFAULT,
-              out) < 0)
-    shard_error(info_.path, fmt::format("reading tokens [{}, {}) failed; the file may be damaged "
-                                        "({})",
-                                        begin, begin + count, hdf5_error_stack()));
+  if (count > 0) read_range(true, begin, count, out);
 }
 
-void ShardReader::release() {
-  file_space_.reset();
-  tokens_.reset();
-  file_.reset();
-  std::vector<int64_t>().swap(doc_offsets_);
+std::vector<int64_t> ShardReader::read_doc_offsets() {
+  std::vector<int64_t> offsets(static_cast<size_t>(info_.num_documents + 1));
+  read_range(false, 0, info_.num_documents + 1, offsets.data());
+  return offsets;
 }
 
-void ShardReader::open() {
-  quiet_hdf5_errors();
-  if (!file_.valid()) open_file();
+void ShardReader::document_starts(int64_t begin, int64_t end, std::vector<int64_t>& out) {
+  out.clear();
+  // The last sampled offset at or before `begin`; documents after it are read in blocks of one
+  // stride until one starts at or after `end`.
+  const auto after = std::upper_bound(sparse_offsets_.begin(), sparse_offsets_.end(), begin);
+  int64_t first = (after - sparse_offsets_.begin() - 1) * kSparseStride;
+  const int64_t num_offsets = info_.num_documents + 1;
+  while (first < num_offsets) {
+    const int64_t count = std::min<int64_t>(kSparseStride, num_offsets - first);
+    block_.resize(static_cast<size_t>(count));
+    read_range(false, first, count, block_.data());
+    for (const int64_t offset : block_) {
+      if (offset >= end) return;
+      if (offset > begin) out.push_back(offset);
+    }
+    first += count;
+  }
 }
 
 }  // namespace qwen3

@@ -27,33 +27,38 @@ class ShardReader {
   explicit ShardReader(std::string path);
 
   const ShardInfo& info() const { return info_; }
-  // [num_documents + 1]: 0 = offsets[0] < offsets[1] < ... < offsets[num_documents] = num_tokens.
-  // Held only while the shard is open (8 bytes per document: a 100B-token corpus has ~100M
-  // documents, too many to keep for every shard on every rank).
-  const std::vector<int64_t>& doc_offsets() const {
-    QWEN3_CHECK(is_open(), "data shard '{}': document offsets read while closed", info_.path);
-    return doc_offsets_;
-  }
 
   // tokens[begin, begin + count) -> out. Opens the file if release() closed it.
   void read_tokens(int64_t begin, int64_t count, uint32_t* out);
 
-  // Reopens after release(), reloading the offsets; a no-op when open.
+  // The offsets of the documents that start strictly inside (begin, end), ascending. Reads only
+  // the part of doc_offsets it needs, found through an index held in memory.
+  void document_starts(int64_t begin, int64_t end, std::vector<int64_t>& out);
+
+  // All of doc_offsets, [num_documents + 1], read from the file.
+  std::vector<int64_t> read_doc_offsets();
+
+  // Opens after release() (all or nothing); a no-op when open.
   void open();
-  // Closes the file and drops the offsets (the info stays), to bound open files and memory when
-  // there are many shards.
+  // Closes the file (the info and index stay), to bound open files when there are many shards.
   void release();
   bool is_open() const { return file_.valid(); }
 
  private:
-  void open_file();         // all three of:
+  void validate();
+  [[noreturn]] void rethrow_naming_shard(const Error& e) const;
   void open_file_handle();  // the HDF5 file, with clear errors for damaged files
-  void open_tokens();       // the token dataset and its dataspace
-  void load_doc_offsets();  // read and validate doc_offsets
+  void open_datasets();     // tokens and doc_offsets with their dataspaces
+  void read_range(bool tokens, int64_t begin, int64_t count, void* out);
+
+  // Every 256th document offset stays in memory: 1/32 byte per document, so even a corpus of a
+  // billion documents indexes in 32 MiB, and a window's document starts take one read of 2 KiB.
+  static constexpr int64_t kSparseStride = 256;
 
   ShardInfo info_;
-  std::vector<int64_t> doc_offsets_;
-  Hdf5Handle file_, tokens_, file_space_;
+  std::vector<int64_t> sparse_offsets_;  // doc_offsets[k * kSparseStride] for k = 0, 1, ...
+  std::vector<int64_t> block_;           // read buffer for document_starts
+  Hdf5Handle file_, tokens_, tokens_space_, offsets_, offsets_space_;
 };
 
 // "uint32", "int64", "float32", "string", ... for messages about the wrong dtype.

@@ -75,10 +75,12 @@ ShardWriter::~ShardWriter() {
 void ShardWriter::add_document(const uint32_t* tokens, int64_t count) {
   QWEN3_CHECK(!finished_, "shard '{}' is already finished", path_);
   QWEN3_CHECK(count > 0, "shard '{}': documents must not be empty", path_);
-  for (int64_t i = 0; i < count; ++i) {
+  // Checked before any is buffered, so a refused document leaves nothing behind.
+  for (int64_t i = 0; i < count; ++i)
     QWEN3_CHECK(tokens[i] < static_cast<uint64_t>(metadata_.vocab_size),
                 "shard '{}': token {} is not below vocab_size {}", path_, tokens[i],
                 metadata_.vocab_size);
+  for (int64_t i = 0; i < count; ++i) {
     buffer_.push_back(tokens[i]);
     if (static_cast<int64_t>(buffer_.size()) == chunk_tokens_) flush_buffer();
   }
@@ -104,7 +106,7 @@ void ShardWriter::flush_buffer() {
   buffer_.clear();
 }
 
-void ShardWriter::finish() {
+void ShardWriter::finish(bool publish) {
   QWEN3_CHECK(!finished_, "shard '{}' is already finished", path_);
   QWEN3_CHECK(num_tokens_ > 0, "shard '{}' has no documents; an empty shard is not written", path_);
   flush_buffer();
@@ -126,11 +128,10 @@ void ShardWriter::finish() {
   write_integer_attribute(file_.get(), kEosIdAttribute, metadata_.eos_id);
   write_string_attribute(file_.get(), kTokenizerAttribute, metadata_.tokenizer);
   file_.close_checked();
-
-  if (std::rename(partial_path_.c_str(), path_.c_str()) != 0)
+  finished_ = true;
+  if (publish && std::rename(partial_path_.c_str(), path_.c_str()) != 0)
     throw_error(
         fmt::format("cannot rename '{}' to '{}': {}", partial_path_, path_, std::strerror(errno)));
-  finished_ = true;
 }
 
 }  // namespace qwen3

@@ -26,10 +26,13 @@ class ShardWriter {
   // Appends one document (non-empty). Tokens must be below vocab_size.
   void add_document(const uint32_t* tokens, int64_t count);
 
-  // Writes the offsets and attributes, closes the file and renames it to `path`.
-  void finish();
+  // Writes the offsets and attributes and closes the file. Then renames it to `path`, unless
+  // `publish` is false: a caller writing several shards keeps them all under their .partial names
+  // and renames them once every one is complete.
+  void finish(bool publish = true);
 
   const std::string& path() const { return path_; }
+  const std::string& partial_path() const { return partial_path_; }
   int64_t num_tokens() const { return num_tokens_; }
   int64_t num_documents() const { return static_cast<int64_t>(doc_offsets_.size()) - 1; }
 

@@ -1,6 +1,7 @@
 #include "dataloader/source.h"
 
 #include <glob.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 
@@ -61,6 +62,9 @@ Source::Source(std::string name, const std::string& pattern, int64_t seq_len,
     shards_.push_back(std::move(shard));
   }
   window_.resize(static_cast<size_t>(seq_len_ + 1));
+  max_open_shards_ = max_open_shards();
+  open_position_.resize(shards_.size());
+  in_open_order_.assign(shards_.size(), false);
 }
 
 std::pair<size_t, int64_t> Source::locate(int64_t sample) const {
@@ -71,15 +75,24 @@ std::pair<size_t, int64_t> Source::locate(int64_t sample) const {
   return {shard, (sample - sample_begin_[shard]) * seq_len_};
 }
 
+size_t Source::max_open_shards() {
+  rlimit limit{};
+  const rlim_t soft = getrlimit(RLIMIT_NOFILE, &limit) == 0 ? limit.rlim_cur : 1024;
+  return static_cast<size_t>(std::clamp<rlim_t>(soft / 8, 64, 4096));
+}
+
 void Source::touch(size_t shard) {
-  const auto it = std::find(open_order_.begin(), open_order_.end(), shard);
-  if (it != open_order_.end()) {
-    open_order_.splice(open_order_.begin(), open_order_, it);
+  if (in_open_order_[shard]) {
+    open_order_.splice(open_order_.begin(), open_order_, open_position_[shard]);
     return;
   }
   open_order_.push_front(shard);
-  if (open_order_.size() > kMaxOpenShards) {
-    shards_[open_order_.back()].release();
+  open_position_[shard] = open_order_.begin();
+  in_open_order_[shard] = true;
+  if (open_order_.size() > max_open_shards_) {
+    const size_t oldest = open_order_.back();
+    shards_[oldest].release();
+    in_open_order_[oldest] = false;
     open_order_.pop_back();
   }
 }
@@ -104,18 +117,15 @@ void Source::read_window(int64_t sample, const WindowRows& rows) {
         shard.info().path, *at, with_commas(begin + (at - window_.begin())), model_vocab_size_));
   }
 
-  // The document holding the window's first token, and where the next one starts.
-  const std::vector<int64_t>& offsets = shard.doc_offsets();
-  size_t doc = static_cast<size_t>(std::upper_bound(offsets.begin(), offsets.end(), begin) -
-                                   offsets.begin() - 1);
-  int64_t next_start = offsets[doc + 1];
+  // Documents starting inside the window restart the positions and take the next id.
+  shard.document_starts(begin, begin + seq_len_, starts_);
+  size_t next = 0;
   int32_t doc_id = 0, position = 0;
   for (int64_t t = 0; t < seq_len_; ++t) {
-    if (begin + t == next_start) {
+    if (next < starts_.size() && begin + t == starts_[next]) {
       ++doc_id;
       position = 0;
-      ++doc;
-      next_start = offsets[doc + 1];
+      ++next;
     }
     rows.inputs[t] = static_cast<int32_t>(window_[static_cast<size_t>(t)]);
     rows.targets[t] = static_cast<int32_t>(window_[static_cast<size_t>(t + 1)]);

@@ -48,19 +48,25 @@ class Source {
   std::pair<size_t, int64_t> locate(int64_t sample) const;
 
  private:
-  void touch(size_t shard);  // keeps at most kMaxOpenShards files open
+  void touch(size_t shard);  // keeps at most max_open_shards_ files open
 
-  // Enough open files to stream from many shards at once, few enough to stay far below the
-  // usual limit of 1,024 open files per process however many shards a source has.
-  static constexpr size_t kMaxOpenShards = 64;
+  // Windows are read in random order across all shards, so every shard closed is soon reopened
+  // (H5Fopen costs tens of microseconds). A source keeps up to an eighth of the process's open-file
+  // limit open (several sources, the eval loader and the rest of the program share it), at least
+  // 64, at most 4,096. Raise `ulimit -n` to keep a corpus of thousands of shards open.
+  static size_t max_open_shards();
 
   std::string name_;
   int64_t seq_len_, model_vocab_size_;
   std::vector<ShardReader> shards_;
   std::vector<int64_t> sample_begin_;  // [shards + 1]: first window index of each shard
   int64_t num_tokens_ = 0, num_documents_ = 0;
-  std::list<size_t> open_order_;  // most recently used first
-  std::vector<uint32_t> window_;  // [seq_len + 1] read buffer
+  size_t max_open_shards_;
+  std::list<size_t> open_order_;                            // open shards, most recently used first
+  std::vector<std::list<size_t>::iterator> open_position_;  // [shards]: place in open_order_
+  std::vector<bool> in_open_order_;                         // [shards]
+  std::vector<uint32_t> window_;                            // [seq_len + 1] read buffer
+  std::vector<int64_t> starts_;  // document starts inside the window being read
 };
 
 }  // namespace qwen3

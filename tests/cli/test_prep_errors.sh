@@ -6,7 +6,7 @@ exe=$1 dir=$2
 rm -rf "$dir" && mkdir -p "$dir"
 printf '1 2 3\n4 5 6 7\n' >"$dir/good.txt"
 printf '1 2 3\n4 five 6\n' >"$dir/word.txt"
-printf '1 2 3\n4 5 1024\n' >"$dir/big.txt"
+printf '1 2 3\n4 5 6\n7 8 9\n10 11 12\n4 5 1024\n' >"$dir/big.txt"
 printf 'abcde' >"$dir/odd.u32"
 common=(--vocab-size 1024 --eos-id 1023 --tokenizer t)
 failures=0
@@ -35,8 +35,9 @@ check missing_input 1 "input '$dir/absent.txt' does not exist" \
   --input "$dir/absent.txt" --output "$dir/o4" "${common[@]}"
 check word_in_ids 1 "$dir/word.txt:2: 'five' is not a token id" \
   --input "$dir/word.txt" --output "$dir/o5" "${common[@]}"
-check id_too_big 1 "$dir/big.txt:2: token id 1024 is not below --vocab-size 1024" \
-  --input "$dir/big.txt" --output "$dir/o6" "${common[@]}"
+# Tiny shards, so that several are complete before the bad line: they must not survive it.
+check id_too_big 1 "$dir/big.txt:5: token id 1024 is not below --vocab-size 1024" \
+  --input "$dir/big.txt" --output "$dir/o6" "${common[@]}" --shard-tokens 4
 check odd_u32 1 "input '$dir/odd.u32' has 5 bytes, not a whole number of uint32 tokens" \
   --input "$dir/odd.u32" --input-format u32 --output "$dir/o7" "${common[@]}"
 check eos_out_of_range 1 "--eos-id must be in \[0, vocab size 1024\), got 5000" \

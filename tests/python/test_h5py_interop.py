@@ -173,6 +173,18 @@ def check_prep_to_h5py(args, work):
     print(f"prep -> h5py: {len(train)} train + {len(val)} val documents in "
           f"{len(sizes)} + {len(manifest['splits']['val']['shards'])} shards read back exactly")
 
+    # A short first document must not make a sliver of a shard: shards hold at least half of
+    # --shard-tokens unless the whole split is smaller.
+    with open(f"{work}/short-first.txt", "w") as f:
+        f.write("5\n" + " ".join(["7"] * 30) + "\n" + " ".join(["8"] * 30) + "\n")
+    out = f"{work}/prep-short-first"
+    result = subprocess.run([args.prep_exe, "--input", f"{work}/short-first.txt", "--output", out,
+                             "--vocab-size", str(VOCAB), "--eos-id", str(EOS), "--tokenizer",
+                             "prep-test", "--shard-tokens", "20"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    sizes = [s["tokens"] for s in json.load(open(f"{out}/manifest.json"))["splits"]["train"]["shards"]]
+    assert sizes == [33, 31], sizes
+
     # Raw uint32: documents end at EOS; the last one lacks it and gets one.
     raw_path = f"{work}/input.u32"
     stream = np.concatenate(docs[:50])[:-1].astype("<u4")

@@ -33,7 +33,8 @@ std::string error_of(F&& open) {
 
 TEST(Shards, WriterOutputReadsBackExactly) {
   const std::string dir = test::fresh_dir();
-  const Documents docs = test::random_documents(40, 1, 300, 1024, 1023, 5);
+  // 700 short documents: several blocks of the sparse offset index (one entry per 256).
+  const Documents docs = test::random_documents(700, 1, 30, 1024, 1023, 5);
   // A chunk smaller than the shard, so the data spans several chunks and a partial last one.
   test::write_shard(dir + "/a.h5", docs, 1024, 1023, "tok-name", 1000);
   ShardReader reader(dir + "/a.h5");
@@ -42,7 +43,7 @@ TEST(Shards, WriterOutputReadsBackExactly) {
   EXPECT_EQ(info.vocab_size, 1024);
   EXPECT_EQ(info.eos_id, 1023);
   EXPECT_EQ(info.tokenizer, "tok-name");
-  EXPECT_EQ(info.num_documents, 40);
+  EXPECT_EQ(info.num_documents, 700);
   std::vector<uint32_t> all;
   std::vector<int64_t> offsets = {0};
   for (const auto& d : docs) {
@@ -50,17 +51,27 @@ TEST(Shards, WriterOutputReadsBackExactly) {
     offsets.push_back(static_cast<int64_t>(all.size()));
   }
   ASSERT_EQ(info.num_tokens, static_cast<int64_t>(all.size()));
-  EXPECT_EQ(reader.doc_offsets(), offsets);
+  EXPECT_EQ(reader.read_doc_offsets(), offsets);
+  // Document starts strictly inside a range, found through the sparse index: every range.
+  std::vector<int64_t> starts;
+  for (int64_t begin = 0; begin < info.num_tokens; begin += 37)
+    for (int64_t end : {begin + 1, begin + 50, begin + 3000}) {
+      reader.document_starts(begin, end, starts);
+      std::vector<int64_t> expected;
+      for (int64_t o : offsets)
+        if (o > begin && o < end) expected.push_back(o);
+      ASSERT_EQ(starts, expected) << "range " << begin << ".." << end;
+    }
   std::vector<uint32_t> back(all.size());
   reader.read_tokens(0, info.num_tokens, back.data());
   EXPECT_EQ(back, all);
   // A range across a chunk boundary, after closing and reopening the file.
   reader.release();
-  EXPECT_THROW(reader.doc_offsets(), Error);  // dropped with the file, to bound memory
+  EXPECT_FALSE(reader.is_open());
   std::vector<uint32_t> part(50);
   reader.read_tokens(980, 50, part.data());
   EXPECT_TRUE(std::equal(part.begin(), part.end(), all.begin() + 980));
-  EXPECT_EQ(reader.doc_offsets(), offsets);
+  EXPECT_TRUE(reader.is_open());
   EXPECT_THROW(reader.read_tokens(info.num_tokens - 2, 3, part.data()), Error);
 }
 
