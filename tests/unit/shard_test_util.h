@@ -80,6 +80,17 @@ class RawHdf5File {
     Hdf5Handle a(H5Acreate2(file_.get(), name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
     H5Awrite(a.get(), type.get(), value.c_str());
   }
+  // An array of `count` fixed-length strings, where the format wants one.
+  void string_array_attribute(const char* name, const std::string& value, hsize_t count) {
+    Hdf5Handle type(H5Tcopy(H5T_C_S1));
+    H5Tset_size(type.get(), value.size());
+    Hdf5Handle space(H5Screate_simple(1, &count, nullptr));
+    Hdf5Handle a(H5Acreate2(file_.get(), name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+    std::string all;
+    for (hsize_t i = 0; i < count; ++i)
+      all += value;
+    H5Awrite(a.get(), type.get(), all.data());
+  }
   void standard_attributes(int64_t vocab = 1024, int64_t eos = 1023) {
     string_attribute("format", "qwen3-train-shard");
     int_attribute("format_version", 1);

@@ -147,6 +147,13 @@ TEST(ShardErrors, MissingDatasetsAndAttributes) {
   EXPECT_CONTAINS(error_of([&] { ShardReader r(dir + "/no_vocab.h5"); }),
                   "no_vocab.h5': has no attribute 'vocab_size'");
   {
+    // An array where one string belongs: refused, not read past a one-string buffer.
+    RawHdf5File f(dir + "/array_attribute.h5");
+    f.string_array_attribute("format", "qwen3-train-shard", 1000);
+  }
+  EXPECT_CONTAINS(error_of([&] { ShardReader r(dir + "/array_attribute.h5"); }),
+                  "attribute 'format' is string but must be one string");
+  {
     RawHdf5File f(dir + "/other_format.h5");
     f.string_attribute("format", "something-else");
   }
