@@ -17,61 +17,58 @@ constexpr const char* kFormatHint = "see docs/data-format.md for the shard layou
   throw_error(fmt::format("data shard '{}': {}", path, problem));
 }
 
-bool has_attribute(hid_t object, const char* name) {
+// An attribute holding one value of `type_class`, opened with its type; `what` ("one integer")
+// is for the message when it is missing, of another class, or an array.
+struct ScalarAttribute {
+  Hdf5Handle attribute, type;
+};
+ScalarAttribute open_scalar_attribute(hid_t object, const std::string& path, const char* name,
+                                      H5T_class_t type_class, const char* what) {
   const htri_t exists = H5Aexists(object, name);
   QWEN3_HDF5_CHECK(exists);
-  return exists > 0;
+  if (exists == 0)
+    shard_error(path,
+                fmt::format("has no attribute '{}' on its root group ({})", name, kFormatHint));
+  ScalarAttribute a{Hdf5Handle(H5Aopen(object, name, H5P_DEFAULT)), Hdf5Handle()};
+  QWEN3_HDF5_CHECK(a.attribute.get());
+  a.type = Hdf5Handle(H5Aget_type(a.attribute.get()));
+  QWEN3_HDF5_CHECK(a.type.get());
+  Hdf5Handle space(H5Aget_space(a.attribute.get()));
+  QWEN3_HDF5_CHECK(space.get());
+  // One value: an array would be read into a buffer sized for one.
+  if (H5Tget_class(a.type.get()) != type_class || H5Sget_simple_extent_npoints(space.get()) != 1)
+    shard_error(path, fmt::format("attribute '{}' is {} but must be {}", name,
+                                  describe_hdf5_type(a.type.get()), what));
+  return a;
 }
 
 int64_t read_integer_attribute(hid_t object, const std::string& path, const char* name) {
-  if (!has_attribute(object, name))
-    shard_error(path,
-                fmt::format("has no attribute '{}' on its root group ({})", name, kFormatHint));
-  Hdf5Handle attribute(H5Aopen(object, name, H5P_DEFAULT));
-  QWEN3_HDF5_CHECK(attribute.get());
-  Hdf5Handle type(H5Aget_type(attribute.get()));
-  QWEN3_HDF5_CHECK(type.get());
-  Hdf5Handle space(H5Aget_space(attribute.get()));
-  QWEN3_HDF5_CHECK(space.get());
-  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1)
-    shard_error(path, fmt::format("attribute '{}' is {} but must be one integer", name,
-                                  describe_hdf5_type(type.get())));
+  const ScalarAttribute a = open_scalar_attribute(object, path, name, H5T_INTEGER, "one integer");
   int64_t value = 0;
-  QWEN3_HDF5_CHECK(H5Aread(attribute.get(), H5T_NATIVE_INT64, &value));
+  QWEN3_HDF5_CHECK(H5Aread(a.attribute.get(), H5T_NATIVE_INT64, &value));
   return value;
 }
 
 std::string read_string_attribute(hid_t object, const std::string& path, const char* name) {
-  if (!has_attribute(object, name))
-    shard_error(path,
-                fmt::format("has no attribute '{}' on its root group ({})", name, kFormatHint));
-  Hdf5Handle attribute(H5Aopen(object, name, H5P_DEFAULT));
-  QWEN3_HDF5_CHECK(attribute.get());
-  Hdf5Handle type(H5Aget_type(attribute.get()));
-  QWEN3_HDF5_CHECK(type.get());
-  Hdf5Handle space(H5Aget_space(attribute.get()));
-  QWEN3_HDF5_CHECK(space.get());
-  // One string: an array would be read into a buffer sized for one.
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1)
-    shard_error(path, fmt::format("attribute '{}' is {} but must be one string", name,
-                                  describe_hdf5_type(type.get())));
-  const htri_t variable = H5Tis_variable_str(type.get());
+  const ScalarAttribute a = open_scalar_attribute(object, path, name, H5T_STRING, "one string");
+  const hid_t attribute = a.attribute.get(), type = a.type.get();
+  const htri_t variable = H5Tis_variable_str(type);
   QWEN3_HDF5_CHECK(variable);
   if (variable > 0) {
     // h5py writes Python str attributes this way: a pointer HDF5 allocates for us.
     Hdf5Handle memory_type(H5Tcopy(H5T_C_S1));
     QWEN3_HDF5_CHECK(memory_type.get());
     QWEN3_HDF5_CHECK(H5Tset_size(memory_type.get(), H5T_VARIABLE));
-    QWEN3_HDF5_CHECK(H5Tset_cset(memory_type.get(), H5Tget_cset(type.get())));
+    QWEN3_HDF5_CHECK(H5Tset_cset(memory_type.get(), H5Tget_cset(type)));
     char* text = nullptr;
-    QWEN3_HDF5_CHECK(H5Aread(attribute.get(), memory_type.get(), &text));
+    QWEN3_HDF5_CHECK(H5Aread(attribute, memory_type.get(), &text));
     std::string value = text ? text : "";
     H5free_memory(text);
     return value;
   }
-  const size_t size = H5Tget_size(type.get());
+  const size_t size = H5Tget_size(type);
   std::string value(size, '\0');
-  QWEN3_HDF5_CHECK(H5Aread(attribute.get(), type.get(), value.data()));
+  QWEN3_HDF5_CHECK(H5Aread(attribute, type, value.data()));
   value.resize(value.find('\0') == std::string::npos ? size : value.find('\0'));
   return value;
 }
