@@ -215,16 +215,9 @@ TrainLoader::TrainLoader(const LoaderConfig& config, const LoaderState* resume,
     sizes.push_back(sources_.back().num_samples());
     weights.push_back(spec.weight);
   }
-  const ShardInfo& first = sources_.front().shards().front().info();
-  for (const Source& source : sources_) {
-    const ShardInfo& info = source.shards().front().info();
-    if (info.tokenizer != first.tokenizer || info.eos_id != first.eos_id)
-      throw_error(
-          fmt::format("training data mixes tokenizers: source '{}' ('{}') has tokenizer "
-                      "'{}' with eos_id {}, source '{}' ('{}') has '{}' with eos_id {}",
-                      source.name(), info.path, info.tokenizer, info.eos_id,
-                      sources_.front().name(), first.path, first.tokenizer, first.eos_id));
-  }
+  for (const Source& source : sources_)
+    check_same_tokenizer(source.shards().front().info(), sources_.front().shards().front().info(),
+                         "training data (source '" + source.name() + "')");
   planner_ = std::make_unique<SamplePlanner>(names, sizes, weights, config_.seed, config_.seq_len);
   if (resume) planner_->restore(*resume, resume_origin);
   consumed_state_ = planner_->state();

@@ -107,6 +107,16 @@ bool is_integer_type(hid_t type, size_t size, H5T_sign_t sign) {
 
 }  // namespace
 
+void check_same_tokenizer(const ShardInfo& shard, const ShardInfo& reference,
+                          const std::string& what) {
+  if (shard.tokenizer != reference.tokenizer || shard.eos_id != reference.eos_id)
+    throw_error(
+        fmt::format("{} mixes tokenizers: '{}' has tokenizer '{}' with eos_id {}, but "
+                    "'{}' has '{}' with eos_id {}",
+                    what, shard.path, shard.tokenizer, shard.eos_id, reference.path,
+                    reference.tokenizer, reference.eos_id));
+}
+
 std::string describe_hdf5_type(hid_t type) {
   const size_t bits = H5Tget_size(type) * 8;
   switch (H5Tget_class(type)) {

@@ -61,6 +61,11 @@ class ShardReader {
   Hdf5Handle file_, tokens_, tokens_space_, offsets_, offsets_space_;
 };
 
+// Throws, naming `what` ("data source 'web'") and both files, unless the two shards were
+// tokenized alike (same tokenizer name and EOS id): mixed tokenizers mean mismatched ids.
+void check_same_tokenizer(const ShardInfo& shard, const ShardInfo& reference,
+                          const std::string& what);
+
 // "uint32", "int64", "float32", "string", ... for messages about the wrong dtype.
 std::string describe_hdf5_type(hid_t type);
 

@@ -48,14 +48,8 @@ Source::Source(std::string name, const std::string& pattern, int64_t seq_len,
           fmt::format("data shard '{}' has {} tokens, fewer than one window of seq_len + "
                       "1 = {} tokens; merge it with another shard or drop it from '{}'",
                       path, info.num_tokens, seq_len_ + 1, pattern));
-    if (!shards_.empty()) {
-      const ShardInfo& first = shards_.front().info();
-      if (info.tokenizer != first.tokenizer || info.eos_id != first.eos_id)
-        throw_error(fmt::format(
-            "data source '{}' mixes tokenizers: '{}' has tokenizer '{}' with "
-            "eos_id {}, but '{}' has '{}' with eos_id {}",
-            name_, path, info.tokenizer, info.eos_id, first.path, first.tokenizer, first.eos_id));
-    }
+    if (!shards_.empty())
+      check_same_tokenizer(info, shards_.front().info(), "data source '" + name_ + "'");
     num_tokens_ += info.num_tokens;
     num_documents_ += info.num_documents;
     sample_begin_.push_back(sample_begin_.back() + (info.num_tokens - 1) / seq_len_);
