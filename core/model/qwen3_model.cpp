@@ -5,14 +5,29 @@
 
 namespace qwen3 {
 
-Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend)
+int64_t count_scored_tokens(const Batch& b) {
+  int64_t scored = 0;
+  if (!b.targets.empty()) {
+    for (int32_t t : b.targets)
+      scored += t != kIgnoreIndex;
+    return scored;
+  }
+  // HF's shift: position t is scored on labels[t + 1], so a row's first label is never used.
+  for (int64_t r = 0; r < b.batch; ++r)
+    for (int64_t t = 1; t < b.seq; ++t)
+      scored += b.labels[static_cast<size_t>(r * b.seq + t)] != kIgnoreIndex;
+  return scored;
+}
+
+Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat_multiple)
     : config_(config), backend_(backend), layout_(config) {
-  const size_t bytes =
-      static_cast<size_t>(layout_.flat_size()) * dtype_size(backend.storage_dtype());
+  QWEN3_CHECK(flat_multiple >= 1, "flat_multiple must be at least 1, got {}", flat_multiple);
+  padded_size_ = (layout_.flat_size() + flat_multiple - 1) / flat_multiple * flat_multiple;
+  const size_t bytes = static_cast<size_t>(padded_size_) * dtype_size(backend.storage_dtype());
   params_ = backend_.allocate(bytes);
   grads_ = backend_.allocate(bytes);
-  backend_.fill_zero(params_flat());
-  backend_.fill_zero(grads_flat());
+  backend_.fill_zero(params_padded());
+  backend_.fill_zero(grads_padded());
 }
 
 TensorView Qwen3Model::param(int index) const {
@@ -33,6 +48,14 @@ TensorView Qwen3Model::params_flat() const {
 
 TensorView Qwen3Model::grads_flat() const {
   return grads_->view(backend_.storage_dtype(), {layout_.flat_size()});
+}
+
+TensorView Qwen3Model::params_padded() const {
+  return params_->view(backend_.storage_dtype(), {padded_size_});
+}
+
+TensorView Qwen3Model::grads_padded() const {
+  return grads_->view(backend_.storage_dtype(), {padded_size_});
 }
 
 void Qwen3Model::init_weights(uint64_t seed) {
@@ -66,7 +89,7 @@ std::vector<float> Qwen3Model::grads_to_host() const {
 }
 
 void Qwen3Model::zero_grads() {
-  backend_.fill_zero(grads_flat());
+  backend_.fill_zero(grads_padded());
 }
 
 TensorView Qwen3Model::act(int index) const {

@@ -35,6 +35,11 @@ struct Batch {
   std::vector<int32_t> doc_ids;
 };
 
+// Positions that forward() will score: targets, or labels after HF's shift, not equal to
+// kIgnoreIndex. Data-parallel training sums this over ranks before the backward pass to normalise
+// the loss by the global token count.
+int64_t count_scored_tokens(const Batch& batch);
+
 struct LossSum {
   double sum = 0.0;    // Σ token losses, in nats
   int64_t tokens = 0;  // tokens that were scored (labels not ignored)
@@ -43,7 +48,9 @@ struct LossSum {
 
 class Qwen3Model {
  public:
-  Qwen3Model(const ModelConfig& config, Backend& backend);
+  // The flat parameter and gradient buffers are allocated rounded up to a multiple of
+  // `flat_multiple` elements, so that ZeRO can split them into equal shards; the tail stays zero.
+  Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat_multiple = 1);
 
   const ModelConfig& config() const { return config_; }
   const ParamLayout& layout() const { return layout_; }
@@ -53,6 +60,9 @@ class Qwen3Model {
   TensorView grad(int index) const;
   TensorView params_flat() const;  // [flat_size]
   TensorView grads_flat() const;
+  TensorView params_padded() const;  // [padded_size]: flat_size rounded up to flat_multiple
+  TensorView grads_padded() const;
+  int64_t padded_size() const { return padded_size_; }
 
   // Hugging Face's initialisation, seeded: normal(0, initializer_range) for embedding and linear
   // weights, 1 for norm weights. Tensor i draws from stream i, so it does not depend on the others.
@@ -85,6 +95,7 @@ class Qwen3Model {
   ModelConfig config_;
   Backend& backend_;
   ParamLayout layout_;
+  int64_t padded_size_ = 0;
   std::unique_ptr<Buffer> params_, grads_;
   std::unique_ptr<ActivationLayout> acts_layout_;
   std::unique_ptr<Buffer> acts_;

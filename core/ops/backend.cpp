@@ -267,4 +267,46 @@ void Backend::cross_entropy_backward(const TensorView& logits, const TensorView&
   cross_entropy_backward_impl(logits, lse, targets, ignore_index, scale, dlogits);
 }
 
+namespace {
+
+// Optimizer ops take gradients and sums in fp32 or in the backend's storage dtype.
+void expect_float_like(const Backend& backend, const char* op, const char* arg, const TensorView& t,
+                       const Shape& shape) {
+  const DType dtype = t.dtype == DType::F32 ? DType::F32 : backend.storage_dtype();
+  expect(backend, op, arg, t, dtype, shape);
+}
+
+}  // namespace
+
+void Backend::copy(const TensorView& src, const TensorView& dst) {
+  expect_float_like(*this, "copy", "src", src, src.shape);
+  expect_float_like(*this, "copy", "dst", dst, src.shape);
+  copy_impl(src, dst);
+}
+
+void Backend::accumulate(const TensorView& src, const TensorView& dst) {
+  expect_float_like(*this, "accumulate", "src", src, src.shape);
+  expect(*this, "accumulate", "dst", dst, DType::F32, src.shape);
+  accumulate_impl(src, dst);
+}
+
+double Backend::sum_squares(const TensorView& x) {
+  expect_float_like(*this, "sum_squares", "x", x, x.shape);
+  return sum_squares_impl(x);
+}
+
+void Backend::adamw_update(const TensorView& master, const TensorView& grad, const TensorView& m,
+                           const TensorView& v, const AdamWHyper& hyper) {
+  const char* op = "adamw_update";
+  expect_rank(op, "master", master, 1);
+  expect(*this, op, "master", master, DType::F32, master.shape);
+  expect_float_like(*this, op, "grad", grad, master.shape);
+  expect(*this, op, "m", m, DType::F32, master.shape);
+  expect(*this, op, "v", v, DType::F32, master.shape);
+  QWEN3_CHECK(hyper.step >= 1, "{}: step counts from 1, got {}", op, hyper.step);
+  QWEN3_CHECK(hyper.beta1 >= 0 && hyper.beta1 < 1 && hyper.beta2 >= 0 && hyper.beta2 < 1,
+              "{}: betas must lie in [0, 1), got {} and {}", op, hyper.beta1, hyper.beta2);
+  adamw_update_impl(master, grad, m, v, hyper);
+}
+
 }  // namespace qwen3

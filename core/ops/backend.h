@@ -15,6 +15,14 @@
 
 namespace qwen3 {
 
+// One AdamW step's hyper-parameters. `step` counts updates from 1 (bias correction);
+// grad_scale multiplies the gradient first (the clipping coefficient).
+struct AdamWHyper {
+  double lr = 0.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
+  double grad_scale = 1.0;
+  int64_t step = 1;
+};
+
 // Owning memory on a backend's device.
 class Buffer {
  public:
@@ -93,6 +101,18 @@ class Backend {
                               const TensorView& targets, int32_t ignore_index, float scale,
                               const TensorView& dlogits);
 
+  // ---- optimizer ops. "float-like" below means F32 or storage_dtype(). ----
+  // dst[n] = src[n], converted to dst's dtype (fp32 master weights -> storage weights). Both
+  // float-like.
+  void copy(const TensorView& src, const TensorView& dst);
+  // dst[n] f32 += src[n] float-like (gradient accumulation in fp32)
+  void accumulate(const TensorView& src, const TensorView& dst);
+  // Σ x² of x[n] float-like, accumulated in double; returned to the host.
+  double sum_squares(const TensorView& x);
+  // master[n], m[n], v[n] f32 updated in place from grad[n] float-like; see AdamWHyper.
+  void adamw_update(const TensorView& master, const TensorView& grad, const TensorView& m,
+                    const TensorView& v, const AdamWHyper& hyper);
+
  protected:
   virtual void upload_impl(const void* host, const TensorView& dst) = 0;
   virtual void download_impl(const TensorView& src, void* host) = 0;
@@ -133,6 +153,12 @@ class Backend {
   virtual void cross_entropy_backward_impl(const TensorView& logits, const TensorView& lse,
                                            const TensorView& targets, int32_t ignore_index,
                                            float scale, const TensorView& dlogits) = 0;
+  virtual void copy_impl(const TensorView& src, const TensorView& dst) = 0;
+  virtual void accumulate_impl(const TensorView& src, const TensorView& dst) = 0;
+  virtual double sum_squares_impl(const TensorView& x) = 0;
+  virtual void adamw_update_impl(const TensorView& master, const TensorView& grad,
+                                 const TensorView& m, const TensorView& v,
+                                 const AdamWHyper& hyper) = 0;
 };
 
 // The fp32 reference backend. `threads` <= 0 keeps OpenMP's default.

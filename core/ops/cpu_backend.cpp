@@ -1,10 +1,12 @@
 // The fp32 CPU reference backend: thin, checked calls into core/kernels/cpu.
 #include <omp.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 
+#include "core/kernels/cpu/adamw.h"
 #include "core/kernels/cpu/add.h"
 #include "core/kernels/cpu/attention.h"
 #include "core/kernels/cpu/cross_entropy.h"
@@ -12,6 +14,7 @@
 #include "core/kernels/cpu/linear.h"
 #include "core/kernels/cpu/rmsnorm.h"
 #include "core/kernels/cpu/rope.h"
+#include "core/kernels/cpu/sum_squares.h"
 #include "core/kernels/cpu/swiglu.h"
 #include "core/ops/backend.h"
 #include "core/util/error.h"
@@ -167,6 +170,30 @@ class CpuBackend final : public Backend {
     check_ids(targets, logits.shape[1], "target id", ignore_index);
     cpu::cross_entropy_backward(f32(logits), f32(lse), i32(targets), logits.shape[0],
                                 logits.shape[1], ignore_index, scale, f32_mut(dlogits));
+  }
+
+  void copy_impl(const TensorView& src, const TensorView& dst) override {
+    if (src.data != dst.data) std::memmove(dst.data, src.data, dst.bytes());
+  }
+  void accumulate_impl(const TensorView& src, const TensorView& dst) override {
+    cpu::add_forward(f32(dst), f32(src), dst.numel(), f32_mut(dst));
+  }
+  double sum_squares_impl(const TensorView& x) override {
+    return cpu::sum_squares(f32(x), x.numel());
+  }
+  void adamw_update_impl(const TensorView& master, const TensorView& grad, const TensorView& m,
+                         const TensorView& v, const AdamWHyper& h) override {
+    cpu::AdamWKernelArgs args;
+    args.decay_factor = static_cast<float>(1.0 - h.lr * h.weight_decay);
+    args.one_minus_beta1 = static_cast<float>(1.0 - h.beta1);
+    args.beta2 = static_cast<float>(h.beta2);
+    args.one_minus_beta2 = static_cast<float>(1.0 - h.beta2);
+    const double step = static_cast<double>(h.step);
+    args.step_size = static_cast<float>(h.lr / (1.0 - std::pow(h.beta1, step)));
+    args.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, step)));
+    args.eps = static_cast<float>(h.eps);
+    args.grad_scale = static_cast<float>(h.grad_scale);
+    cpu::adamw_update(f32_mut(master), f32(grad), f32_mut(m), f32_mut(v), master.numel(), args);
   }
 
  private:

@@ -12,6 +12,9 @@ size_t dtype_size(DType dtype) {
       return 2;
     case DType::I32:
       return 4;
+    case DType::F64:
+    case DType::I64:
+      return 8;
   }
   return 0;
 }
@@ -24,6 +27,10 @@ const char* dtype_name(DType dtype) {
       return "bf16";
     case DType::I32:
       return "i32";
+    case DType::F64:
+      return "f64";
+    case DType::I64:
+      return "i64";
   }
   return "?";
 }

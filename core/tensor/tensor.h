@@ -12,7 +12,8 @@ namespace qwen3 {
 
 enum class Device { CPU, CUDA };
 // F32: CPU storage, accumulators, optimizer state. BF16: CUDA storage. I32: token ids, positions.
-enum class DType { F32, BF16, I32 };
+// F64 and I64: host-side sums reduced across ranks (loss sums, scored-token counts, norms).
+enum class DType { F32, BF16, I32, F64, I64 };
 
 size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);

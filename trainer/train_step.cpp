@@ -1,0 +1,37 @@
+#include "trainer/train_step.h"
+
+#include <cmath>
+
+#include "core/util/error.h"
+
+namespace qwen3 {
+
+StepResult train_step(Qwen3Model& model, ZeroAdamW& optimizer, Communicator& host_comm,
+                      const std::vector<Batch>& micro_batches, double lr) {
+  QWEN3_CHECK(!micro_batches.empty(), "a training step needs at least one micro-batch");
+  int64_t local_tokens = 0;
+  for (const Batch& b : micro_batches)
+    local_tokens += count_scored_tokens(b);
+  StepResult result;
+  result.tokens = host_comm.all_reduce_value(local_tokens);
+
+  optimizer.zero_grad();
+  double local_loss = 0.0;
+  // With nothing scored anywhere the gradient is zero; the passes still run so that every rank
+  // takes part in the same collectives.
+  const float scale = result.tokens > 0 ? static_cast<float>(1.0 / double(result.tokens)) : 0.0f;
+  for (const Batch& b : micro_batches) {
+    local_loss += model.forward(b).sum;
+    model.backward(scale);
+    optimizer.micro_batch_done();
+  }
+  result.grad_norm = optimizer.reduce_gradients();
+  const double loss_sum = host_comm.all_reduce_value(local_loss);
+  result.loss = result.tokens > 0 ? loss_sum / double(result.tokens) : 0.0;
+
+  result.skipped = result.tokens == 0 || !std::isfinite(result.grad_norm);
+  if (!result.skipped) result.clip_coef = optimizer.update(lr, result.grad_norm);
+  return result;
+}
+
+}  // namespace qwen3
