@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include "parallel/mpi_check.h"
@@ -94,6 +95,7 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::world() {
 }
 
 MpiCommunicator::~MpiCommunicator() {
+  if (std::uncaught_exceptions() > 0) return;  // the job is going down through abort_job
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 #include "parallel/mpi_check.h"
 
@@ -69,6 +70,9 @@ MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
 }
 
 MpiEnvironment::~MpiEnvironment() {
+  // While an exception unwinds towards the program's catch, MPI_Finalize would wait for ranks
+  // that are themselves waiting for this one: leave MPI up for abort_job to end the job.
+  if (std::uncaught_exceptions() > 0) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();

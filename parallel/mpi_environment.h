@@ -13,7 +13,8 @@ class MpiEnvironment {
   // prefetch thread never does). Throws when the library provides less. Sets the rank printed in
   // every qwen3::Error and makes MPI calls return error codes for QWEN3_MPI_CHECK.
   MpiEnvironment(int* argc, char*** argv);
-  // MPI_Finalize.
+  // MPI_Finalize, except while an exception is unwinding: then the program's catch must call
+  // abort_job, which ends the job without waiting for the other ranks.
   ~MpiEnvironment();
   MpiEnvironment(const MpiEnvironment&) = delete;
   MpiEnvironment& operator=(const MpiEnvironment&) = delete;
