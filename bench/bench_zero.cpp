@@ -14,13 +14,14 @@
 // Part 2, computed with zero_footprint() for the full --model (Qwen3-0.6B by default) at rank
 // counts this machine cannot run, in fp32 (CPU) and bf16 (CUDA) storage. --markdown prints only
 // this part, as GitHub markdown tables for docs/.
-#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -59,11 +60,18 @@ struct Options {
   bool markdown = false;
 };
 
+constexpr const char* kUsage =
+    "usage: [mpirun -np N] qwen3-bench-zero [--model M.yaml] [--layers L] [--micro-batches M] "
+    "[--steps S] [--markdown]\n"
+    "  --model          model YAML (default configs/models/qwen3-0.6b.yaml)\n"
+    "  --layers         decoder layers of the measured model (default 1; the computed tables use "
+    "the model's own)\n"
+    "  --micro-batches  per optimizer step (default 2)\n"
+    "  --steps          timed steps per ZeRO stage, after one warm-up (default 3)\n"
+    "  --markdown       print only the computed tables, as GitHub markdown\n";
+
 [[noreturn]] void usage(const std::string& problem) {
-  std::fprintf(stderr,
-               "%s: %s\nusage: [mpirun -np N] %s [--model M.yaml] [--layers L] "
-               "[--micro-batches M] [--steps S] [--markdown]\n",
-               kProgram, problem.c_str(), kProgram);
+  std::fprintf(stderr, "%s: %s\n%s", kProgram, problem.c_str(), kUsage);
   std::exit(2);
 }
 
@@ -84,7 +92,10 @@ Options parse_options(int argc, char** argv) {
       o.markdown = true;
       continue;
     }
-    if (flag == "--help" || flag == "-h") usage("help");
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
     if (flag != "--model" && flag != "--layers" && flag != "--micro-batches" && flag != "--steps")
       usage("unknown argument '" + flag + "'");
     if (i + 1 >= argc) usage(flag + " needs a value");
@@ -105,14 +116,40 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Peak resident memory, so that what the process really holds (MPI's temporaries, the libraries)
+// can be set beside the buffers counted. Writing 5 to clear_refs (Linux 4.0 and later) restarts
+// the kernel's high-water mark, VmHWM, so that each stage gets its own peak. Returns false where
+// it cannot, and the peak then runs from the start of the process.
+bool reset_peak_resident() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5";
+  clear_refs.flush();
+  return clear_refs.good();
+}
+
+// VmHWM in bytes, or 0 where /proc/self/status has none.
+int64_t peak_resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  int64_t kib = 0;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      status >> kib;
+      return kib * 1024;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
 // ---- tables, as aligned text or as GitHub markdown ----
 
 struct Table {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
+  bool first_column_is_label = false;  // left-aligned; every other column is numbers
 };
 
-// The first column left-aligned (labels), the others right-aligned (numbers).
 std::string render_text(const Table& t, const std::string& indent) {
   std::vector<size_t> width(t.header.size());
   for (size_t c = 0; c < width.size(); ++c) {
@@ -123,8 +160,9 @@ std::string render_text(const Table& t, const std::string& indent) {
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out = indent;
     for (size_t c = 0; c < cells.size(); ++c)
-      out += c == 0 ? fmt::format("{:<{}}", cells[c], width[c])
-                    : fmt::format("  {:>{}}", cells[c], width[c]);
+      out += c == 0 && t.first_column_is_label ? fmt::format("{:<{}}", cells[c], width[c])
+             : c == 0                          ? fmt::format("{:>{}}", cells[c], width[c])
+                                               : fmt::format("  {:>{}}", cells[c], width[c]);
     return out + "\n";
   };
   std::string out = line(t.header);
@@ -142,7 +180,7 @@ std::string render_markdown(const Table& t) {
   };
   std::string out = line(t.header) + "|";
   for (size_t c = 0; c < t.header.size(); ++c)
-    out += c == 0 ? ":---|" : "---:|";
+    out += c == 0 && t.first_column_is_label ? ":---|" : "---:|";
   out += "\n";
   for (const auto& row : t.rows)
     out += line(row);
@@ -154,10 +192,9 @@ std::string render_markdown(const Table& t) {
 // Seeded stand-ins for the gradients a backward pass adds.
 class GradientPattern {
  public:
-  explicit GradientPattern(int rank) : values_(static_cast<size_t>(kPatternElements)) {
-    fill_normal(values_.data(), kPatternElements, 0.0, kGradientStd, kGradientSeed,
-                static_cast<uint64_t>(rank));
-    rank_ = static_cast<uint64_t>(rank);
+  explicit GradientPattern(int rank)
+      : values_(static_cast<size_t>(kPatternElements)), rank_(static_cast<uint64_t>(rank)) {
+    fill_normal(values_.data(), kPatternElements, 0.0, kGradientStd, kGradientSeed, rank_);
   }
 
   // Adds values into every tensor of `layout` in `grads`, as backward() accumulates into the
@@ -228,6 +265,7 @@ struct Measured {
   int64_t collectives = 0;       // per step
   bool same_every_step = true;
   double optimizer_seconds = 0;  // per step, mean over the timed steps
+  int64_t peak_resident = 0;     // bytes, VmHWM with this stage's buffers alive
 };
 
 Measured measure_stage(const ModelConfig& config, Backend& backend, MpiCommunicator& comm,
@@ -262,6 +300,7 @@ Measured measure_stage(const ModelConfig& config, Backend& backend, MpiCommunica
     }
   }
   out.optimizer_seconds /= double(steps);
+  out.peak_resident = peak_resident_bytes();
   return out;
 }
 
@@ -279,8 +318,8 @@ std::string bytes_cell(uint64_t bytes) {
 }
 
 // Returns the number of figures that differ from the prediction (the same on every rank).
-int run_measured(const Options& o, const ModelConfig& full_config, MpiCommunicator& comm,
-                 MpiCommunicator& sync) {
+int run_measured(const Options& o, const ModelConfig& full_config, const MpiEnvironment& mpi,
+                 MpiCommunicator& comm, MpiCommunicator& sync) {
   const bool printer = comm.rank() == 0;
   const int ranks = comm.size(), micro_batches = static_cast<int>(o.micro_batches);
   ModelConfig config = full_config;
@@ -295,21 +334,28 @@ int run_measured(const Options& o, const ModelConfig& full_config, MpiCommunicat
         config.name, o.layers, full_config.num_hidden_layers,
         with_commas(layout.unique_parameters()), with_commas(layout.flat_size()),
         with_commas(shard.padded_size), ranks, ranks == 1 ? "" : "s", micro_batches, o.steps);
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && mpi.local_size() > cores)
+      fmt::print("{} ranks share this node's {} cores: the times are for information only.\n",
+                 mpi.local_size(), cores);
     std::fflush(stdout);
   }
 
   auto backend = make_cpu_backend();
   const GradientPattern pattern(comm.rank());
   int differences = 0;
+  bool peak_is_per_stage = true;
+  int64_t run_peak = 0;  // this rank's, over the stages
   for (int stage = 0; stage <= 2; ++stage) {
     const auto stage_start = Clock::now();
+    peak_is_per_stage = reset_peak_resident() && peak_is_per_stage;
     const Measured m =
         measure_stage(config, *backend, comm, sync, pattern, stage, micro_batches, o.steps);
     const ZeroFootprint p =
         zero_footprint(layout.flat_size(), /*storage_bytes=*/4, stage, ranks, micro_batches);
     const double slowest_seconds = sync.all_reduce_value(m.optimizer_seconds, ReduceOp::Max);
 
-    Table t{{"per rank", "measured", "predicted", "measured/predicted", ""}, {}};
+    Table t{{"per rank", "measured", "predicted", "measured/predicted", ""}, {}, true};
     int stage_differences = 0;
     std::vector<std::string> notes;
     auto compare = [&](const char* what, int64_t measured, int64_t predicted, bool in_bytes) {
@@ -340,28 +386,34 @@ int run_measured(const Options& o, const ModelConfig& full_config, MpiCommunicat
       notes.push_back("traffic differed between timed steps; the table shows the first");
     }
     differences += stage_differences;
+    // Beyond the buffers counted: the process itself (libraries, MPI's shared-memory segments)
+    // and whatever MPI allocates inside a collective.
+    run_peak = std::max(run_peak, m.peak_resident);
+    const int64_t peak = sync.all_reduce_value(m.peak_resident, ReduceOp::Max);
+    const int64_t uncounted = sync.all_reduce_value(
+        m.peak_resident - int64_t(m.weights + m.gradients + m.optimizer), ReduceOp::Max);
     if (printer) {
       fmt::print(
-          "\nZeRO stage {}, {} rank{}: optimizer part {:.3f} s per step (slowest rank; "
-          "stage built and run in {:.1f} s)\n{}",
+          "\nZeRO stage {}, {} rank{}: optimizer part {:.3f} s per step (slowest rank); "
+          "stage built and run in {:.1f} s\n{}  peak resident memory{}: {} on the largest rank, "
+          "up to {} beyond the buffers counted\n",
           stage, ranks, ranks == 1 ? "" : "s", slowest_seconds, seconds_since(stage_start),
-          render_text(t, "  "));
+          render_text(t, "  "), peak_is_per_stage ? " during the stage" : " (since start)",
+          human_bytes(double(peak)), human_bytes(double(uncounted)));
       for (const std::string& note : notes)
         fmt::print("  note: {}\n", note);
       std::fflush(stdout);
     }
   }
 
-  // ru_maxrss is in KiB on Linux. Stage 0, with its whole optimizer state, sets the peak.
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const int64_t peak = int64_t(usage.ru_maxrss) * 1024;
-  const int64_t peak_max = sync.all_reduce_value(peak, ReduceOp::Max);
-  const int64_t peak_sum = sync.all_reduce_value(peak, ReduceOp::Sum);
+  // Summed over ranks, the per-rank peaks bound what the job held at once. (Not getrusage's
+  // ru_maxrss: resetting VmHWM above resets it too.)
+  const int64_t peak_max = sync.all_reduce_value(run_peak, ReduceOp::Max);
+  const int64_t peak_sum = sync.all_reduce_value(run_peak, ReduceOp::Sum);
   if (printer) {
-    fmt::print("\npeak resident memory: {} on the largest rank, {} summed over {} rank{}\n",
-               human_bytes(double(peak_max)), human_bytes(double(peak_sum)), ranks,
-               ranks == 1 ? "" : "s");
+    fmt::print(
+        "\npeak resident memory of the run: {} on the largest rank, {} summed over {} rank{}\n",
+        human_bytes(double(peak_max)), human_bytes(double(peak_sum)), ranks, ranks == 1 ? "" : "s");
     fmt::print(differences == 0
                    ? "every measured figure equals zero_footprint()'s prediction\n"
                    : "{} measured figure(s) differ from zero_footprint()'s prediction\n",
@@ -412,10 +464,12 @@ std::string computed_tables(const Options& o, const ModelConfig& config) {
     out += o.markdown ? fmt::format("\n**{}**\n\n{}", precision.title, render_markdown(t))
                       : fmt::format("\n{}\n{}", precision.title, render_text(t, "  "));
   }
-  const std::string note =
+  const std::string notes =
       "The working gradient buffer is counted full at every stage: stage 2 would hold only a "
-      "bucket once the backward overlaps the reduce-scatter, which is the CUDA issue's part.";
-  out += "\n" + note + "\n";
+      "bucket once the backward overlaps the reduce-scatter, which is the CUDA issue's part.\n"
+      "Stage 2 reduce-scatters every micro-batch, so it sends (M + 1)(N - 1)/N · Ψ·s per step "
+      "against 2(N - 1)/N · Ψ·s at stages 0 and 1.";
+  out += "\n" + notes + "\n";
   return out;
 }
 
@@ -432,7 +486,7 @@ int main(int argc, char** argv) {
     const qwen3::ModelConfig config = qwen3::load_model_config(options.model_path);
 
     int differences = 0;
-    if (!options.markdown) differences = run_measured(options, config, *comm, *sync);
+    if (!options.markdown) differences = run_measured(options, config, mpi, *comm, *sync);
     if (comm->rank() == 0) {
       std::fputs(computed_tables(options, config).c_str(), stdout);
       std::fflush(stdout);
