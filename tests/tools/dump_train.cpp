@@ -60,48 +60,52 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   double lr = 1e-3;
   qwen3::AdamWOptions options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage((arg + " needs a value").c_str());
-      return argv[++i];
-    };
-    if (arg == "--model")
-      model_path = value();
-    else if (arg == "--out")
-      out_dir = value();
-    else if (arg == "--steps")
-      steps = std::stoll(value());
-    else if (arg == "--rows")
-      rows = std::stoll(value());
-    else if (arg == "--seq")
-      seq = std::stoll(value());
-    else if (arg == "--micro-batches")
-      micro_batches = std::stoll(value());
-    else if (arg == "--zero-stage")
-      options.zero_stage = std::stoi(value());
-    else if (arg == "--lr")
-      lr = std::stod(value());
-    else if (arg == "--weight-decay")
-      options.weight_decay = std::stod(value());
-    else if (arg == "--grad-clip")
-      options.grad_clip = std::stod(value());
-    else if (arg == "--beta1")
-      options.beta1 = std::stod(value());
-    else if (arg == "--beta2")
-      options.beta2 = std::stod(value());
-    else if (arg == "--eps")
-      options.eps = std::stod(value());
-    else if (arg == "--seed")
-      seed = std::stoull(value());
-    else if (arg == "--fail-rank")
-      fail_rank = std::stoll(value());
-    else if (arg == "--fail-step")
-      fail_step = std::stoll(value());
-    else if (arg == "--fail-how")
-      fail_how = value();
-    else
-      usage(("unknown argument '" + arg + "'").c_str());
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) usage((arg + " needs a value").c_str());
+        return argv[++i];
+      };
+      if (arg == "--model")
+        model_path = value();
+      else if (arg == "--out")
+        out_dir = value();
+      else if (arg == "--steps")
+        steps = std::stoll(value());
+      else if (arg == "--rows")
+        rows = std::stoll(value());
+      else if (arg == "--seq")
+        seq = std::stoll(value());
+      else if (arg == "--micro-batches")
+        micro_batches = std::stoll(value());
+      else if (arg == "--zero-stage")
+        options.zero_stage = std::stoi(value());
+      else if (arg == "--lr")
+        lr = std::stod(value());
+      else if (arg == "--weight-decay")
+        options.weight_decay = std::stod(value());
+      else if (arg == "--grad-clip")
+        options.grad_clip = std::stod(value());
+      else if (arg == "--beta1")
+        options.beta1 = std::stod(value());
+      else if (arg == "--beta2")
+        options.beta2 = std::stod(value());
+      else if (arg == "--eps")
+        options.eps = std::stod(value());
+      else if (arg == "--seed")
+        seed = std::stoull(value());
+      else if (arg == "--fail-rank")
+        fail_rank = std::stoll(value());
+      else if (arg == "--fail-step")
+        fail_step = std::stoll(value());
+      else if (arg == "--fail-how")
+        fail_how = value();
+      else
+        usage(("unknown argument '" + arg + "'").c_str());
+    }
+  } catch (const std::logic_error&) {  // std::stoll and friends on a bad number
+    usage("a numeric option has a value that is not a number");
   }
   if (model_path.empty() || out_dir.empty()) usage("--model and --out are required");
   if (fail_how != "throw" && fail_how != "kill") usage("--fail-how is throw or kill");
