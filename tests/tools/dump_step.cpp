@@ -13,25 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "../common/dump_files.h"
 #include "core/model/qwen3_model.h"
 #include "core/util/error.h"
 #include "core/util/rng.h"
 
 namespace {
-
-template <class T>
-void write_array(const std::string& path, const std::vector<T>& values) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(values.data()),
-            static_cast<std::streamsize>(values.size() * sizeof(T)));
-  QWEN3_CHECK(out.good(), "cannot write '{}'", path);
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  QWEN3_CHECK(out.good(), "cannot write '{}'", path);
-}
 
 int32_t random_below(uint64_t seed, uint64_t stream, uint64_t index, int64_t bound) {
   return static_cast<int32_t>(qwen3::random_bits(seed, stream, index) % uint64_t(bound));
@@ -79,6 +66,7 @@ int main(int argc, char** argv) {
   }
   try {
     using namespace qwen3;
+    using namespace qwen3::test_data;
     const ModelConfig config = load_model_config(model_path);
     auto backend = make_cpu_backend(static_cast<int>(threads));
     Qwen3Model model(config, *backend);
@@ -120,14 +108,7 @@ int main(int argc, char** argv) {
     mkdir(out_dir.c_str(), 0755);
     const std::string dir = out_dir + "/";
     write_text(dir + "config.json", to_hf_config_json(config));
-    std::string layout;
-    for (const ParamEntry& e : model.layout().entries()) {
-      layout += e.name + "\t" + std::to_string(e.offset) + "\t";
-      for (int d = 0; d < e.shape.rank(); ++d)
-        layout += (d ? "," : "") + std::to_string(e.shape[d]);
-      layout += "\n";
-    }
-    write_text(dir + "layout.tsv", layout);
+    write_layout_tsv(dir + "layout.tsv", model.layout());
     write_array(dir + "params.f32", params);
     write_array(dir + "tokens.i32", b.tokens);
     write_array(dir + "labels.i32", b.labels);

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/dump_files.h"
 #include "../common/synthetic_batch.h"
 #include "core/model/qwen3_model.h"
 #include "parallel/mpi_communicator.h"
@@ -27,20 +28,6 @@
 #include "trainer/train_step.h"
 
 namespace {
-
-template <class T>
-void write_array(const std::string& path, const std::vector<T>& values) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(values.data()),
-            static_cast<std::streamsize>(values.size() * sizeof(T)));
-  QWEN3_CHECK(out.good(), "cannot write '{}'", path);
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  QWEN3_CHECK(out.good(), "cannot write '{}'", path);
-}
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr,
@@ -112,6 +99,7 @@ int main(int argc, char** argv) {
 
   try {
     using namespace qwen3;
+    using namespace qwen3::test_data;
     MpiEnvironment mpi(&argc, &argv);
     auto comm = MpiCommunicator::world();
     const ModelConfig config = load_model_config(model_path);
@@ -127,14 +115,7 @@ int main(int argc, char** argv) {
     if (writer) {
       mkdir(out_dir.c_str(), 0755);
       write_text(dir + "config.json", to_hf_config_json(config));
-      std::string layout;
-      for (const ParamEntry& e : model.layout().entries()) {
-        layout += e.name + "\t" + std::to_string(e.offset) + "\t";
-        for (int d = 0; d < e.shape.rank(); ++d)
-          layout += (d ? "," : "") + std::to_string(e.shape[d]);
-        layout += "\n";
-      }
-      write_text(dir + "layout.tsv", layout);
+      write_layout_tsv(dir + "layout.tsv", model.layout());
       write_text(dir + "options.json",
                  fmt::format("{{\"lr\": {:.17g}, \"beta1\": {:.17g}, \"beta2\": {:.17g}, "
                              "\"eps\": {:.17g}, \"weight_decay\": {:.17g}, \"grad_clip\": {:.17g}, "
@@ -152,12 +133,11 @@ int main(int argc, char** argv) {
         if (fail_how == "kill") std::raise(SIGKILL);
         throw Error(fmt::format("injected failure at step {} (--fail-rank {})", s, fail_rank));
       }
-      const Batch global = test_data::synthetic_global_batch(rows, seq, config.vocab_size, seed, s);
-      const StepResult r =
-          train_step(model, optimizer, *comm,
-                     test_data::rank_micro_batches(global, comm->rank(), comm->size(),
-                                                   static_cast<int>(micro_batches)),
-                     lr);
+      const Batch global = synthetic_global_batch(rows, seq, config.vocab_size, seed, s);
+      const StepResult r = train_step(
+          model, optimizer, *comm,
+          rank_micro_batches(global, comm->rank(), comm->size(), static_cast<int>(micro_batches)),
+          lr);
       log += fmt::format(
           "{{\"step\": {}, \"loss\": {:.17g}, \"grad_norm\": {:.17g}, \"clip_coef\": {:.17g}, "
           "\"tokens\": {}, \"skipped\": {}}}\n",
