@@ -69,6 +69,7 @@ class ZeroAdamW {
   void set_steps_taken(int64_t steps) { steps_ = steps; }
   const ShardLayout& shard() const { return shard_; }
   const AdamWOptions& options() const { return options_; }
+  Backend& backend() const { return backend_; }
   // Elements of the flat buffer this rank's optimizer state covers: [range_begin, range_end).
   int64_t range_begin() const;
   int64_t range_end() const;

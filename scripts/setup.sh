@@ -9,9 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake make g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev libspdlog-dev
-          libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev libopenblas-openmp-dev)
+          libfmt-dev libyaml-cpp-dev nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev libopenblas-openmp-dev)
 if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-h5py)
+  packages+=(python3 python3-venv python3-pip python3-torch python3-numpy python3-h5py
+             python3-matplotlib)
 fi
 
 missing=()
@@ -24,6 +25,16 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# transformers and safetensors are not Debian packages: they go into build/pyenv, a virtual
+# environment that also sees Debian's torch, numpy and h5py. transformers 4.51 is the first with
+# Qwen3; Debian's torch 1.13 is too old for its modelling code, so tests use it for config.json
+# and the tokenizer, and safetensors to read weights.
+if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 && ! -x build/pyenv/bin/python ]]; then
+  mkdir -p build
+  /usr/bin/python3 -m venv --system-site-packages build/pyenv
+  build/pyenv/bin/pip install -q --disable-pip-version-check "transformers==4.51.3" "safetensors==0.5.3"
 fi
 
 # shellcheck disable=SC2086

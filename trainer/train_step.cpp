@@ -29,7 +29,8 @@ StepResult train_step(Qwen3Model& model, ZeroAdamW& optimizer, Communicator& hos
   const double loss_sum = host_comm.all_reduce_value(local_loss);
   result.loss = result.tokens > 0 ? loss_sum / double(result.tokens) : 0.0;
 
-  result.skipped = result.tokens == 0 || !std::isfinite(result.grad_norm);
+  result.skipped =
+      result.tokens == 0 || !std::isfinite(result.grad_norm) || !std::isfinite(result.loss);
   if (!result.skipped) result.clip_coef = optimizer.update(lr, result.grad_norm);
   return result;
 }

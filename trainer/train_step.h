@@ -20,7 +20,7 @@ struct StepResult {
   int64_t tokens = 0;      // scored tokens in the global batch
   double grad_norm = 0.0;  // global L2 norm before clipping
   double clip_coef = 1.0;  // factor applied to the gradient
-  bool skipped = false;    // no update: the norm was not finite, or nothing was scored
+  bool skipped = false;    // no update: loss or norm not finite, or nothing was scored
 };
 
 // `micro_batches`: this rank's share of the global batch, any number of micro-batches (the same

@@ -70,6 +70,11 @@ void Qwen3Model::init_weights(uint64_t seed) {
   }
 }
 
+void Qwen3Model::set_rope_theta(double theta) {
+  QWEN3_CHECK(theta > 1.0, "rope_theta must be greater than 1, got {}", theta);
+  config_.rope_theta = theta;
+}
+
 void Qwen3Model::load_params(const std::vector<float>& flat) {
   QWEN3_CHECK(static_cast<int64_t>(flat.size()) == layout_.flat_size(),
               "load_params: got {} values, the layout holds {}", flat.size(), layout_.flat_size());

@@ -53,8 +53,11 @@ class Qwen3Model {
   Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat_multiple = 1);
 
   const ModelConfig& config() const { return config_; }
+  // A training stage may change the RoPE base (Qwen3's long-context stage raises it to 1e6); the
+  // saved config.json then carries the new value.
+  void set_rope_theta(double theta);
   const ParamLayout& layout() const { return layout_; }
-  Backend& backend() { return backend_; }
+  Backend& backend() const { return backend_; }
 
   TensorView param(int index) const;  // by ParamLayout index
   TensorView grad(int index) const;

@@ -1,6 +1,7 @@
 #include "core/util/options.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -91,9 +92,18 @@ int64_t parse_int(const YAML::Node& node, const std::string& key, const SourceLo
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used == 0 || used != text.size())
+  if (used != 0 && used == text.size()) return value;
+  // Token budgets read better as 100e9: accept a number in exponent notation when it is a whole
+  // number that fits; "10.5" is still refused.
+  double real = 0;
+  try {
+    real = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || real != std::floor(real) || std::fabs(real) > 9.0e18)
     throw_config_error(where, key, "must be an integer, got '" + text + "'");
-  return value;
+  return static_cast<int64_t>(real);
 }
 
 double parse_double(const YAML::Node& node, const std::string& key, const SourceLocation& where) {

@@ -24,6 +24,11 @@ struct SourceLocation {
 // key -> where its value was written
 using KeyLocations = std::map<std::string, SourceLocation>;
 
+// Values set on the command line (`--set stages.1.optimizer.lr=1e-4`), by dotted key path, with
+// the text to blame in errors ("--set stages.1.optimizer.lr=1e-4"). A schema reading a mapping at
+// `prefix` reports an overridden key at this location instead of the file's.
+using OverrideLocations = std::map<std::string, std::string>;
+
 // Throws qwen3::Error "file:line:col: key 'key': message".
 [[noreturn]] void throw_config_error(const SourceLocation& where, const std::string& key,
                                      const std::string& message);
@@ -60,31 +65,42 @@ class OptionSchema {
     return add(key, member, false, default_value, help);
   }
 
-  // Fills `out` from `node`; returns where each key was written.
-  KeyLocations read(const YAML::Node& node, const std::string& file, Config& out) const {
+  // Fills `out` from `node`; returns where each key was written. Nested mappings name their keys
+  // by dotted path in errors: `prefix` is the path of `node` ("stages.1.optimizer."), and
+  // `overrides` says which keys came from the command line.
+  KeyLocations read(const YAML::Node& node, const std::string& file, Config& out,
+                    const std::string& prefix = "",
+                    const OverrideLocations* overrides = nullptr) const {
     const SourceLocation top = location_of(node, file);
-    if (!node.IsMap())
-      throw_config_error(top, "(top level)", "expected a mapping of " + what_ + " keys");
+    const std::string top_name =
+        prefix.empty() ? "(top level)" : prefix.substr(0, prefix.size() - 1);
+    if (!node.IsMap()) throw_config_error(top, top_name, "must be a mapping of " + what_ + " keys");
     KeyLocations locations;
     for (const auto& item : node) {
       const std::string key = item.first.as<std::string>();
-      const SourceLocation where = location_of(item.first, file);
+      const std::string path = prefix + key;
+      SourceLocation where = location_of(item.first, file);
+      if (overrides) {
+        auto it = overrides->find(path);
+        if (it != overrides->end()) where = SourceLocation{it->second, 0, 0};
+      }
       const Option* option = find(key);
       if (!option) {
         std::string message = "unknown " + what_ + " key";
         const std::string hint = closest_key(key, keys());
-        if (!hint.empty()) message += " (did you mean '" + hint + "'?)";
-        throw_config_error(where, key, message);
+        if (!hint.empty()) message += " (did you mean '" + prefix + hint + "'?)";
+        throw_config_error(where, path, message);
       }
       if (!item.second.IsDefined() || item.second.IsNull())
-        throw_config_error(where, key, "has no value");
-      option->assign(out, item.second, where);
+        throw_config_error(where, path, "has no value");
+      option->assign(out, item.second, where, path);
       locations[key] = where;
     }
     for (const Option& option : options_) {
       if (locations.count(option.key)) continue;
       if (option.is_required)
-        throw_config_error(top, option.key, "is required in the " + what_ + " but missing");
+        throw_config_error(top, prefix + option.key,
+                           "is required in the " + what_ + " but missing");
       option.set_default(out);
     }
     return locations;
@@ -110,7 +126,9 @@ class OptionSchema {
   struct Option {
     std::string key, type, default_text, help;
     bool is_required = false;
-    std::function<void(Config&, const YAML::Node&, const SourceLocation&)> assign;
+    // (config, value, where it was written, its dotted path for messages)
+    std::function<void(Config&, const YAML::Node&, const SourceLocation&, const std::string&)>
+        assign;
     std::function<void(Config&)> set_default;
   };
 
@@ -125,29 +143,31 @@ class OptionSchema {
     if constexpr (std::is_same_v<V, int64_t>) {
       o.type = "integer";
       o.default_text = std::to_string(default_value);
-      o.assign = [member, k = o.key](Config& c, const YAML::Node& n, const SourceLocation& w) {
-        c.*member = parse_int(n, k, w);
-      };
+      o.assign = [member](Config& c, const YAML::Node& n, const SourceLocation& w,
+                          const std::string& path) { c.*member = parse_int(n, path, w); };
     } else if constexpr (std::is_same_v<V, double>) {
       o.type = "number";
       o.default_text = std::to_string(default_value);
-      o.assign = [member, k = o.key](Config& c, const YAML::Node& n, const SourceLocation& w) {
-        c.*member = parse_double(n, k, w);
-      };
+      o.assign = [member](Config& c, const YAML::Node& n, const SourceLocation& w,
+                          const std::string& path) { c.*member = parse_double(n, path, w); };
     } else if constexpr (std::is_same_v<V, bool>) {
       o.type = "boolean";
       o.default_text = default_value ? "true" : "false";
-      o.assign = [member, k = o.key](Config& c, const YAML::Node& n, const SourceLocation& w) {
-        c.*member = parse_bool(n, k, w);
-      };
+      o.assign = [member](Config& c, const YAML::Node& n, const SourceLocation& w,
+                          const std::string& path) { c.*member = parse_bool(n, path, w); };
+    } else if constexpr (std::is_same_v<V, YAML::Node>) {
+      // A nested mapping or list, kept as YAML for the config's own reader.
+      o.type = "mapping or list";
+      o.default_text = "none";
+      o.assign = [member](Config& c, const YAML::Node& n, const SourceLocation&,
+                          const std::string&) { c.*member = n; };
     } else {
       static_assert(std::is_same_v<V, std::string>,
-                    "options are integers, numbers, booleans or strings");
+                    "options are integers, numbers, booleans, strings or nested YAML");
       o.type = "string";
       o.default_text = "'" + default_value + "'";
-      o.assign = [member, k = o.key](Config& c, const YAML::Node& n, const SourceLocation& w) {
-        c.*member = parse_string(n, k, w);
-      };
+      o.assign = [member](Config& c, const YAML::Node& n, const SourceLocation& w,
+                          const std::string& path) { c.*member = parse_string(n, path, w); };
     }
     options_.push_back(std::move(o));
     return *this;

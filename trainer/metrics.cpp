@@ -1,0 +1,69 @@
+#include "trainer/metrics.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/model/param_layout.h"
+#include "core/util/error.h"
+#include "core/util/file_io.h"
+
+namespace qwen3 {
+
+MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(path) {
+  std::ifstream in(path);
+  if (in.good()) {
+    std::string kept, line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // no newline: a line torn by a crash
+      try {
+        const nlohmann::json j = nlohmann::json::parse(line);
+        if (j.contains("step") && j["step"].get<int64_t>() <= resume_step) kept += line + "\n";
+      } catch (const nlohmann::json::exception&) {
+        // An unparseable line can only be a torn one; the resumed run logs that step again.
+      }
+    }
+    write_file_atomic(path, kept);
+  }
+  file_ = std::fopen(path.c_str(), "a");
+  QWEN3_CHECK(file_ != nullptr, "cannot open metrics file '{}': {}", path, std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_) std::fclose(file_);
+}
+
+void MetricsLog::append(const std::string& json_object) {
+  QWEN3_CHECK(std::fputs(json_object.c_str(), file_) >= 0 && std::fputc('\n', file_) != EOF &&
+                  std::fflush(file_) == 0,
+              "writing metrics file '{}' failed: {}", path_, std::strerror(errno));
+}
+
+double train_flops_per_token(const ModelConfig& config, int64_t seq_len) {
+  const ParamLayout layout(config);
+  // Matrix-multiply weights: everything but the embedding lookup and the norms; the LM head
+  // counts even when tied, because its product is computed.
+  double matmul_weights = static_cast<double>(layout.non_embedding_parameters()) +
+                          static_cast<double>(config.vocab_size * config.hidden_size);
+  const double norms = static_cast<double>(config.num_hidden_layers) *
+                           (2.0 * config.hidden_size + 2.0 * config.head_dim) +
+                       config.hidden_size;
+  matmul_weights -= norms;
+  const double attention = 6.0 * config.num_hidden_layers * config.num_attention_heads *
+                           config.head_dim * static_cast<double>(seq_len);
+  return 6.0 * matmul_weights + attention;
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";
+  const int64_t s = static_cast<int64_t>(std::llround(seconds));
+  if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+}  // namespace qwen3

@@ -1,0 +1,422 @@
+#include "trainer/trainer.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "core/model/hf_checkpoint.h"
+#include "core/model/qwen3_model.h"
+#include "core/util/error.h"
+#include "core/util/file_io.h"
+#include "dataloader/eval_loader.h"
+#include "dataloader/loader.h"
+#include "parallel/shard_layout.h"
+#include "parallel/zero_adamw.h"
+#include "trainer/checkpoint.h"
+#include "trainer/evaluate.h"
+#include "trainer/metrics.h"
+#include "trainer/stop_signal.h"
+#include "trainer/train_step.h"
+
+namespace qwen3 {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* schedule_name(const LrSchedule& s) {
+  switch (s.kind) {
+    case ScheduleKind::Constant:
+      return "constant";
+    case ScheduleKind::Cosine:
+      return "cosine";
+    case ScheduleKind::WarmupStableDecay:
+      return "wsd";
+  }
+  return "?";
+}
+
+// Rows [first, first + count) of a [rows, seq] batch.
+Batch slice_rows(const Batch& b, int64_t first, int64_t count, bool keep_documents) {
+  Batch out;
+  out.batch = count;
+  out.seq = b.seq;
+  auto cut = [&](const std::vector<int32_t>& v) {
+    if (v.empty()) return std::vector<int32_t>();
+    return std::vector<int32_t>(v.begin() + first * b.seq, v.begin() + (first + count) * b.seq);
+  };
+  out.tokens = cut(b.tokens);
+  out.labels = cut(b.labels);
+  out.targets = cut(b.targets);
+  if (keep_documents) {
+    out.positions = cut(b.positions);
+    out.doc_ids = cut(b.doc_ids);
+  }
+  return out;
+}
+
+class Run {
+ public:
+  Run(const RunConfig& run, Backend& backend, Communicator& comm, Communicator& host_comm,
+      const TrainerOptions& options)
+      : run_(run),
+        backend_(backend),
+        comm_(comm),
+        host_(host_comm),
+        options_(options),
+        rank_(host_comm.rank()),
+        world_(host_comm.size()),
+        store_(run.output_dir, host_comm) {}
+
+  RunOutcome execute();
+
+ private:
+  void say(const std::string& line) const {
+    if (rank_ == 0 && options_.log) {
+      std::fputs((line + "\n").c_str(), options_.log);
+      std::fflush(options_.log);
+    }
+  }
+  void prepare_output_dir();
+  // Loads the newest checkpoint or initialises the weights; returns the stage to start.
+  size_t restore_or_initialise();
+  // Runs stage `s` from state_ (stage_step may be > 0 after a resume). Returns false when a stop
+  // signal ended it.
+  bool run_stage(size_t s);
+  void evaluate_stage(const StageConfig& stage, std::vector<std::unique_ptr<EvalLoader>>& loaders);
+  void save(const ZeroAdamW& optimizer);
+  bool stop_requested();
+
+  const RunConfig& run_;
+  Backend& backend_;
+  Communicator& comm_;
+  Communicator& host_;
+  TrainerOptions options_;
+  int rank_, world_;
+  CheckpointStore store_;
+  std::unique_ptr<Qwen3Model> model_;
+  std::unique_ptr<MetricsLog> metrics_;
+  TrainerState state_;
+  std::string resumed_from_;  // checkpoint the run resumed from, "" when it started afresh
+  std::optional<LoaderState> resume_loader_;
+  // Where the next fresh stage may carry optimizer state from: the previous stage's last
+  // checkpoint, or init_from when it is one of ours.
+  std::string carry_source_;
+  int64_t last_saved_step_ = -1;
+  // Seconds per token, smoothed over steps, for the ETA.
+  double seconds_per_token_ = 0.0;
+};
+
+void Run::prepare_output_dir() {
+  if (rank_ == 0) {
+    std::filesystem::create_directories(run_.output_dir);
+    write_file_atomic(run_.output_dir + "/run_config.yaml", dump_run_config(run_));
+  }
+  host_.barrier();
+}
+
+size_t Run::restore_or_initialise() {
+  model_ =
+      std::make_unique<Qwen3Model>(run_.model_config, backend_, ShardLayout::flat_multiple(world_));
+  std::vector<std::string> rejected;
+  const std::string latest = store_.find_latest_valid(&rejected);
+  for (const std::string& why : rejected)
+    say("warning: skipping checkpoint: " + why);
+
+  size_t start = 0;
+  if (!latest.empty()) {
+    state_ = read_trainer_state(latest);
+    QWEN3_CHECK(state_.stage >= 0 && size_t(state_.stage) < run_.stages.size() &&
+                    run_.stages[size_t(state_.stage)].name == state_.stage_name,
+                "checkpoint '{}' is in stage {} '{}', but {} has no such stage at that place: "
+                "resume with the run file that wrote it, or use another output_dir",
+                latest, state_.stage, state_.stage_name, run_.file);
+    load_hf_weights(*model_, latest);
+    resumed_from_ = latest;
+    last_saved_step_ = state_.global_step;
+    if (state_.stage_complete) {
+      start = size_t(state_.stage) + 1;
+      carry_source_ = latest;
+    } else {
+      start = size_t(state_.stage);
+      resume_loader_ = LoaderState::from_text(state_.loader, latest + "/trainer_state.yaml");
+    }
+    say(fmt::format("resuming from {} (stage '{}', step {}/{}, {} tokens seen){}", latest,
+                    state_.stage_name, state_.stage_step, state_.stage_steps, state_.tokens_seen,
+                    world_ != state_.world_size
+                        ? fmt::format("; written by {} ranks, now {}: optimizer state resharded",
+                                      state_.world_size, world_)
+                        : ""));
+  } else {
+    state_ = TrainerState{};
+    state_.run_name = run_.name;
+    state_.seed = run_.seed;
+    if (!run_.init_from.empty()) {
+      load_hf_weights(*model_, run_.init_from);
+      if (is_trainer_checkpoint(run_.init_from)) {
+        if (rank_ == 0) verify_checkpoint(run_.init_from);
+        carry_source_ = run_.init_from;
+      }
+      say("starting from the weights in " + run_.init_from);
+    } else {
+      model_->init_weights(run_.seed);
+      say(fmt::format("starting from initial weights (seed {})", run_.seed));
+    }
+  }
+  if (rank_ == 0)
+    metrics_ = std::make_unique<MetricsLog>(run_.output_dir + "/metrics.jsonl",
+                                            latest.empty() ? 0 : state_.global_step);
+  return start;
+}
+
+bool Run::stop_requested() {
+  return host_.all_reduce_value(static_cast<int64_t>(stop_signal_received()), ReduceOp::Max) != 0;
+}
+
+void Run::save(const ZeroAdamW& optimizer) {
+  if (last_saved_step_ == state_.global_step) return;
+  const auto t0 = Clock::now();
+  const std::string dir = store_.save(*model_, optimizer, state_, run_.checkpoint.keep_last);
+  last_saved_step_ = state_.global_step;
+  say(fmt::format("checkpoint {} written in {:.1f}s", dir,
+                  std::chrono::duration<double>(Clock::now() - t0).count()));
+}
+
+void Run::evaluate_stage(const StageConfig& stage,
+                         std::vector<std::unique_ptr<EvalLoader>>& loaders) {
+  for (size_t i = 0; i < loaders.size(); ++i) {
+    EvalResult r = evaluate(*model_, *loaders[i], host_, stage.micro_batch, 0);
+    r.name = stage.eval_data[i].name;
+    say(fmt::format("eval [{}] step {} | {}: loss {:.4f} | ppl {:.2f} | {} tokens", stage.name,
+                    state_.stage_step, r.name, r.loss(), r.perplexity(), r.tokens));
+    if (metrics_) {
+      nlohmann::json j = {{"kind", "eval"},
+                          {"stage", state_.stage + 1},
+                          {"stage_name", stage.name},
+                          {"step", state_.global_step},
+                          {"stage_step", state_.stage_step},
+                          {"tokens", state_.tokens_seen},
+                          {"source", r.name},
+                          {"loss", r.loss()},
+                          {"perplexity", r.perplexity()},
+                          {"eval_tokens", r.tokens}};
+      metrics_->append(j.dump());
+    }
+  }
+}
+
+bool Run::run_stage(size_t s) {
+  const StageConfig& stage = run_.stages[s];
+  // Mid-stage resumes carry a loader position; every other start of a stage is fresh.
+  const bool fresh = !resume_loader_.has_value();
+  if (fresh) {
+    state_.stage = int64_t(s);
+    state_.stage_name = stage.name;
+    state_.stage_step = 0;
+    state_.stage_tokens = 0;
+    state_.stage_complete = false;
+  }
+  state_.stage_steps = stage.steps;
+  state_.data_seed = stage.data_seed;
+  state_.world_size = world_;
+  state_.zero_stage = stage.zero_stage;
+  state_.schedule =
+      fmt::format("{} lr {} min_lr {} warmup {} decay {} over {} steps",
+                  schedule_name(stage.optimizer.schedule), stage.optimizer.schedule.lr,
+                  stage.optimizer.schedule.min_lr, stage.optimizer.schedule.warmup_steps,
+                  stage.optimizer.schedule.decay_steps, stage.steps);
+  state_.rope_theta = stage.rope_theta > 0 ? stage.rope_theta : run_.model_config.rope_theta;
+  model_->set_rope_theta(state_.rope_theta);
+
+  ZeroAdamW optimizer(backend_, comm_, host_, model_->layout(), model_->params_padded(),
+                      model_->grads_padded(), stage.optimizer.adamw);
+  std::string optimizer_from = "fresh";
+  if (!fresh) {
+    load_optimizer_state(resumed_from_, optimizer, model_->layout());
+    optimizer_from = resumed_from_;
+  } else if (stage.optimizer.carry_state && !carry_source_.empty()) {
+    load_optimizer_state(carry_source_, optimizer, model_->layout());
+    optimizer_from = carry_source_;
+  } else {
+    optimizer.load_master_from_params();
+  }
+
+  LoaderConfig lc;
+  for (const TrainSourceConfig& d : stage.train_data)
+    lc.sources.push_back(SourceSpec{d.name, d.path, d.weight});
+  lc.seq_len = stage.seq_len;
+  lc.global_batch = stage.global_batch_rows();
+  lc.seed = stage.data_seed;
+  lc.rank = rank_;
+  lc.world_size = world_;
+  lc.vocab_size = run_.model_config.vocab_size;
+  const std::string loader_origin = resumed_from_ + "/trainer_state.yaml";
+  TrainLoader loader(lc, fresh ? nullptr : &*resume_loader_, loader_origin);
+  resume_loader_.reset();
+  state_.loader = loader.state().to_text();
+
+  std::vector<std::unique_ptr<EvalLoader>> eval_loaders;
+  for (const EvalSourceConfig& d : stage.eval_data) {
+    EvalLoaderConfig ec;
+    ec.name = d.name;
+    ec.path = d.path;
+    ec.seq_len = stage.seq_len;
+    ec.global_batch = stage.micro_batch * world_;
+    ec.rank = rank_;
+    ec.world_size = world_;
+    ec.vocab_size = run_.model_config.vocab_size;
+    ec.max_samples = d.max_samples;
+    eval_loaders.push_back(std::make_unique<EvalLoader>(ec));
+  }
+
+  const int64_t accumulation = stage.accumulation_steps(world_);
+  say(
+      fmt::format("stage {}/{} '{}': {} steps of {} tokens ({} sequences of {}; {} per rank as {} "
+                  "micro-batches of {}), RoPE base {}, ZeRO {}, {} schedule, optimizer state: {}",
+                  s + 1, run_.stages.size(), stage.name, stage.steps, stage.batch_tokens,
+                  stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_,
+                  accumulation, stage.micro_batch, state_.rope_theta, stage.zero_stage,
+                  schedule_name(stage.optimizer.schedule), optimizer_from));
+
+  int64_t remaining_after = 0;  // tokens of the stages after this one, for the ETA
+  for (size_t later = s + 1; later < run_.stages.size(); ++later)
+    remaining_after += run_.stages[later].steps * run_.stages[later].batch_tokens;
+  const double flops_per_token = train_flops_per_token(model_->config(), stage.seq_len);
+
+  while (state_.stage_step < stage.steps) {
+    if (stop_requested()) {
+      say(
+          fmt::format("{} received: writing a checkpoint and stopping; run the same command to "
+                      "resume",
+                      signal_name(stop_signal_received())));
+      save(optimizer);
+      return false;
+    }
+    if (options_.stop_at_step > 0 && state_.global_step >= options_.stop_at_step) {
+      say(fmt::format("step {} reached (--stop-at-step): writing a checkpoint and stopping",
+                      state_.global_step));
+      save(optimizer);
+      return false;
+    }
+    const auto t0 = Clock::now();
+    const LoaderBatch lb = loader.next();
+    std::vector<Batch> micro;
+    for (int64_t m = 0; m < accumulation; ++m)
+      micro.push_back(
+          slice_rows(lb.batch, m * stage.micro_batch, stage.micro_batch, stage.document_attention));
+    const double lr = stage.optimizer.schedule.at(state_.stage_step);
+    const StepResult r = train_step(*model_, optimizer, host_, micro, lr);
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+
+    ++state_.stage_step;
+    ++state_.global_step;
+    state_.tokens_seen += stage.batch_tokens;
+    state_.stage_tokens += stage.batch_tokens;
+    state_.last_lr = lr;
+    state_.loader = loader.state().to_text();
+    const bool nonfinite = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
+    if (r.skipped) ++state_.skipped_steps;
+    state_.nonfinite_in_a_row = nonfinite ? state_.nonfinite_in_a_row + 1 : 0;
+
+    const double tokens_per_s = double(stage.batch_tokens) / seconds;
+    const double spt = seconds / double(stage.batch_tokens);
+    // Smoothed over about ten steps; the first step (allocation, page cache) is discarded.
+    seconds_per_token_ = seconds_per_token_ == 0 ? (state_.stage_step > 1 ? spt : 0)
+                                                 : 0.9 * seconds_per_token_ + 0.1 * spt;
+    if (metrics_) {
+      nlohmann::json j = {{"kind", "train"},
+                          {"stage", state_.stage + 1},
+                          {"stage_name", stage.name},
+                          {"step", state_.global_step},
+                          {"stage_step", state_.stage_step},
+                          {"loss", r.loss},
+                          {"lr", lr},
+                          {"grad_norm", r.grad_norm},
+                          {"clip_coef", r.clip_coef},
+                          {"tokens", state_.tokens_seen},
+                          {"step_tokens", r.tokens},
+                          {"tokens_per_s", tokens_per_s},
+                          {"step_seconds", seconds},
+                          {"skipped", r.skipped}};
+      metrics_->append(j.dump());
+    }
+    if (nonfinite)
+      say(
+          fmt::format("warning: step {} had a non-finite {} ({}); update skipped ({} in a row, "
+                      "{} tolerated)",
+                      state_.global_step, std::isfinite(r.loss) ? "gradient norm" : "loss",
+                      std::isfinite(r.loss) ? r.grad_norm : r.loss, state_.nonfinite_in_a_row,
+                      run_.max_nonfinite_steps));
+    if (state_.nonfinite_in_a_row > run_.max_nonfinite_steps)
+      throw_error(fmt::format(
+          "stopping: {} steps in a row (global steps {}..{}) had a non-finite loss or gradient "
+          "norm, more than max_nonfinite_steps = {}. Nothing was saved from them; the last "
+          "checkpoint is {}. Lower the learning rate or look at those steps' data.",
+          state_.nonfinite_in_a_row, state_.global_step - state_.nonfinite_in_a_row + 1,
+          state_.global_step, run_.max_nonfinite_steps,
+          last_saved_step_ >= 0 ? store_.dir_for_step(last_saved_step_) : "none"));
+
+    if (state_.stage_step % run_.log_interval == 0 || state_.stage_step == 1 ||
+        state_.stage_step == stage.steps) {
+      const double remaining =
+          double((stage.steps - state_.stage_step) * stage.batch_tokens + remaining_after);
+      const double achieved = flops_per_token * tokens_per_s / world_;
+      std::string line = fmt::format(
+          "[{} {}/{}] step {}/{} | loss {:.4f} | lr {:.3e} | gnorm {:.3f} | {:.0f} tok/s | "
+          "{:.2f} TFLOP/s per rank",
+          stage.name, s + 1, run_.stages.size(), state_.stage_step, stage.steps, r.loss, lr,
+          r.grad_norm, tokens_per_s, achieved / 1e12);
+      if (options_.peak_flops_per_device > 0)
+        line += fmt::format(" | MFU {:.1f}%", 100.0 * achieved / options_.peak_flops_per_device);
+      line += " | ETA " +
+              format_duration(seconds_per_token_ > 0 ? remaining * seconds_per_token_ : -1.0);
+      say(line);
+    }
+
+    const bool last = state_.stage_step == stage.steps;
+    if (!last && stage.eval_interval > 0 && state_.stage_step % stage.eval_interval == 0)
+      evaluate_stage(stage, eval_loaders);
+    if (!last && stage.checkpoint_interval > 0 &&
+        state_.stage_step % stage.checkpoint_interval == 0)
+      save(optimizer);
+  }
+
+  evaluate_stage(stage, eval_loaders);
+  state_.stage_complete = true;
+  state_.loader.clear();
+  save(optimizer);
+  carry_source_ = store_.dir_for_step(state_.global_step);
+  say(fmt::format("stage '{}' done: {} steps, {} tokens", stage.name, stage.steps,
+                  state_.stage_tokens));
+  return true;
+}
+
+RunOutcome Run::execute() {
+  prepare_output_dir();
+  const size_t start = restore_or_initialise();
+  if (start >= run_.stages.size()) {
+    say(fmt::format("every stage of {} is already done (checkpoint {}); nothing to train",
+                    run_.file, resumed_from_));
+    return RunOutcome::Completed;
+  }
+  for (size_t s = start; s < run_.stages.size(); ++s)
+    if (!run_stage(s)) return RunOutcome::Stopped;
+  say(fmt::format("run '{}' complete: {} steps, {} tokens; final checkpoint {}", run_.name,
+                  state_.global_step, state_.tokens_seen, store_.dir_for_step(state_.global_step)));
+  return RunOutcome::Completed;
+}
+
+}  // namespace
+
+RunOutcome run_training(const RunConfig& run, Backend& backend, Communicator& comm,
+                        Communicator& host_comm, const TrainerOptions& options) {
+  Run r(run, backend, comm, host_comm, options);
+  return r.execute();
+}
+
+}  // namespace qwen3
