@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "core/util/error.h"
 #include "core/util/rng.h"
@@ -122,6 +125,34 @@ class RawU32Reader : public DocumentReader {
   std::vector<uint32_t> block_;
   size_t cursor_ = 0;
   int64_t position_ = 0;  // tokens before block_
+};
+
+// A whole file is one document, each byte one token. A file is read at once: byte-level documents
+// for the CPU demo are small, and the writer needs the whole document anyway.
+class BytesReader : public DocumentReader {
+ public:
+  explicit BytesReader(std::string path) : path_(std::move(path)) {
+    in_.open(path_, std::ios::binary);
+    QWEN3_CHECK(in_.is_open(), "cannot open input '{}': {}", path_, std::strerror(errno));
+  }
+  bool next(std::vector<uint32_t>& document) override {
+    document.clear();
+    if (done_) return false;
+    done_ = true;
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in_)),
+                            std::istreambuf_iterator<char>());
+    QWEN3_CHECK(!in_.bad(), "reading input '{}' failed: {}", path_, std::strerror(errno));
+    document.reserve(bytes.size());
+    for (const char c : bytes)
+      document.push_back(static_cast<unsigned char>(c));
+    // An empty file holds no document; the format has no empty documents.
+    return !document.empty();
+  }
+
+ private:
+  std::string path_;
+  std::ifstream in_;
+  bool done_ = false;
 };
 
 bool path_exists(const std::string& path) {
@@ -265,7 +296,7 @@ void write_manifest(const PrepOptions& o, const PrepSummary& summary) {
 }
 
 void check_prep_options(const PrepOptions& o) {
-  QWEN3_CHECK(!o.inputs.empty(), "no --input given");
+  QWEN3_CHECK(!o.inputs.empty(), "no input given (--input PATH, or PATH alone)");
   QWEN3_CHECK(!o.output_dir.empty(), "no --output directory given");
   QWEN3_CHECK(o.vocab_size > 0 && o.vocab_size <= (int64_t{1} << 32),
               "--vocab-size must be in [1, 2^32], got {}", o.vocab_size);
@@ -276,6 +307,10 @@ void check_prep_options(const PrepOptions& o) {
   QWEN3_CHECK(o.chunk_tokens >= 1, "--chunk-tokens must be positive, got {}", o.chunk_tokens);
   QWEN3_CHECK(o.val_fraction >= 0.0 && o.val_fraction < 1.0,
               "--val-fraction must be in [0, 1), got {}", o.val_fraction);
+  QWEN3_CHECK(o.format != PrepInputFormat::kBytes || o.vocab_size > 255,
+              "--input-format bytes makes token ids 0..255, so --vocab-size must be above 255 "
+              "(256 bytes plus EOS: 257), got {}",
+              o.vocab_size);
 }
 
 }  // namespace
@@ -285,13 +320,44 @@ std::unique_ptr<DocumentReader> open_document_reader(const std::string& path,
                                                      int64_t eos_id) {
   if (format == PrepInputFormat::kRawU32)
     return std::make_unique<RawU32Reader>(path, vocab_size, eos_id);
+  if (format == PrepInputFormat::kBytes) {
+    QWEN3_CHECK(vocab_size > 255, "byte input '{}' needs a vocabulary above 255, got {}", path,
+                vocab_size);
+    return std::make_unique<BytesReader>(path);
+  }
   return std::make_unique<IdsTextReader>(path, vocab_size);
+}
+
+std::vector<std::string> expand_prep_inputs(const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const std::string& input : inputs) {
+    std::error_code error;
+    const fs::file_status status = fs::status(input, error);
+    QWEN3_CHECK(fs::exists(status), "input '{}' does not exist", input);
+    if (!fs::is_directory(status)) {
+      files.push_back(input);
+      continue;
+    }
+    // The order decides which document is which, and so the validation split: sort, since a
+    // directory listing's order is the file system's.
+    std::vector<std::string> found;
+    fs::recursive_directory_iterator it(input, error), end;
+    for (; !error && it != end; it.increment(error)) {
+      std::error_code ignored;
+      if (it->is_regular_file(ignored)) found.push_back(it->path().string());
+    }
+    QWEN3_CHECK(!error, "cannot list input directory '{}': {}", input, error.message());
+    QWEN3_CHECK(!found.empty(), "input directory '{}' holds no files", input);
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
 }
 
 PrepSummary run_prep(const PrepOptions& options) {
   check_prep_options(options);
-  for (const std::string& input : options.inputs)
-    QWEN3_CHECK(path_exists(input), "input '{}' does not exist", input);
+  const std::vector<std::string> files = expand_prep_inputs(options.inputs);
   make_directories(options.output_dir);
   PrepSummary summary;
   summary.manifest_path = options.output_dir + "/manifest.json";
@@ -308,7 +374,7 @@ PrepSummary run_prep(const PrepOptions& options) {
     std::vector<uint32_t> document;
     uint64_t index = 0;
     const auto eos = static_cast<uint32_t>(options.eos_id);
-    for (const std::string& input : options.inputs) {
+    for (const std::string& input : files) {
       auto reader = open_document_reader(input, options.format, options.vocab_size, options.eos_id);
       while (reader->next(document)) {
         if (options.append_eos && document.back() != eos) document.push_back(eos);

@@ -14,9 +14,11 @@ namespace qwen3 {
 enum class PrepInputFormat {
   kIdsText,  // text, one document per line, token ids as decimal numbers separated by whitespace
   kRawU32,   // raw little-endian uint32 token ids; a document ends at each eos_id
+  kBytes,    // any file, one document per file: its bytes are the token ids 0..255
 };
 
-// Reads documents one at a time. The tokenizer issue adds a reader for plain text.
+// Reads documents one at a time. The tokenizer issue adds a reader for plain text; until then the
+// byte format lets any text be trained on, with a vocabulary of the 256 byte values plus EOS.
 class DocumentReader {
  public:
   virtual ~DocumentReader() = default;
@@ -28,8 +30,13 @@ std::unique_ptr<DocumentReader> open_document_reader(const std::string& path,
                                                      PrepInputFormat format, int64_t vocab_size,
                                                      int64_t eos_id);
 
+// The files `inputs` name, in order: a file as it is, a directory as every regular file below it
+// (symbolic links to files included, linked directories not entered), sorted by path. Throws for
+// an input that does not exist and for a directory without files.
+std::vector<std::string> expand_prep_inputs(const std::vector<std::string>& inputs);
+
 struct PrepOptions {
-  std::vector<std::string> inputs;
+  std::vector<std::string> inputs;  // files and directories (see expand_prep_inputs)
   PrepInputFormat format = PrepInputFormat::kIdsText;
   std::string output_dir;
   int64_t vocab_size = 0;

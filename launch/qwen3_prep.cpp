@@ -17,14 +17,20 @@ constexpr int kExitError = 1;  // bad input or a failure: the message says which
 constexpr int kExitUsage = 2;  // the command line itself is wrong
 
 const char* const kUsage =
-    "usage: qwen3-prep --input FILE [--input FILE ...] --output DIR --vocab-size N --eos-id ID\n"
-    "                  --tokenizer NAME [options]\n"
+    "usage: qwen3-prep [--input] PATH [[--input] PATH ...] --output DIR --vocab-size N\n"
+    "                  --eos-id ID --tokenizer NAME [options]\n"
     "       qwen3-prep --check 'GLOB' [--vocab-size N]\n"
     "\n"
     "Writes DIR/train-NNNNN.h5, DIR/val-NNNNN.h5 and DIR/manifest.json (docs/data-format.md).\n"
-    "  --input FILE          already-tokenized input; repeat for several files, read in order\n"
+    "  --input PATH          input file, or a directory: every file below it, in sorted order;\n"
+    "                        repeat for several, read in order. Arguments that are not options\n"
+    "                        are inputs too, so a shell glob works: qwen3-prep ... data/*.txt\n"
     "  --input-format F      ids: one document per line, whitespace-separated token ids (default)\n"
     "                        u32: raw little-endian uint32 ids, a document ends at each --eos-id\n"
+    "                        bytes: each file is one document, its bytes the ids 0..255; no\n"
+    "                        tokenizer needed; --vocab-size above 255 (257 with --eos-id 256);\n"
+    "                        empty files are skipped\n"
+    "  --format F            the same as --input-format\n"
     "  --output DIR          new directory for the shards; existing shards are never overwritten\n"
     "  --vocab-size N        the tokenizer's vocabulary size; every id must be below it\n"
     "  --eos-id ID           end-of-document token, appended to documents that lack it\n"
@@ -70,15 +76,19 @@ int main(int argc, char** argv) {
   qwen3::PrepOptions options;
   std::string check_pattern;
   try {
-    const std::vector<std::string> flags = {"--input",        "--input-format",  "--output",
-                                            "--vocab-size",   "--eos-id",        "--tokenizer",
-                                            "--shard-tokens", "--val-fraction",  "--seed",
-                                            "--chunk-tokens", "--no-append-eos", "--check"};
+    const std::vector<std::string> flags = {
+        "--input",        "--input-format",  "--format",       "--output",       "--vocab-size",
+        "--eos-id",       "--tokenizer",     "--shard-tokens", "--val-fraction", "--seed",
+        "--chunk-tokens", "--no-append-eos", "--check"};
     if (args.empty()) throw UsageError("no arguments");
     for (size_t i = 0; i < args.size(); ++i) {
       const std::string& flag = args[i];
       if (flag == "--no-append-eos") {
         options.append_eos = false;
+        continue;
+      }
+      if (flag.empty() || flag[0] != '-') {
+        options.inputs.push_back(flag);
         continue;
       }
       bool known = false;
@@ -93,13 +103,15 @@ int main(int argc, char** argv) {
       const std::string& value = args[++i];
       if (flag == "--input") {
         options.inputs.push_back(value);
-      } else if (flag == "--input-format") {
+      } else if (flag == "--input-format" || flag == "--format") {
         if (value == "ids")
           options.format = qwen3::PrepInputFormat::kIdsText;
         else if (value == "u32")
           options.format = qwen3::PrepInputFormat::kRawU32;
+        else if (value == "bytes")
+          options.format = qwen3::PrepInputFormat::kBytes;
         else
-          throw UsageError("--input-format is 'ids' or 'u32', got '" + value + "'");
+          throw UsageError(flag + " is 'ids', 'u32' or 'bytes', got '" + value + "'");
       } else if (flag == "--output") {
         options.output_dir = value;
       } else if (flag == "--vocab-size") {

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     try {
       run = qwen3::load_run_config(args.run_file, args.overrides, world->size());
     } catch (const qwen3::Error& e) {
-      problem = e.what();
+      problem = qwen3::without_rank_prefix(e.what());
     }
     const int64_t first_failing = world->all_reduce_value(
         static_cast<int64_t>(problem.empty() ? world->size() : rank), qwen3::ReduceOp::Min);

@@ -8,11 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# python3-matplotlib: qwen3-plot-metrics draws the loss and LR curves of a run.
 packages=(cmake make g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev libspdlog-dev
-          libfmt-dev libyaml-cpp-dev nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev libopenblas-openmp-dev)
+          libfmt-dev libyaml-cpp-dev nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev
+          libopenblas-openmp-dev python3 python3-matplotlib)
 if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 ]]; then
-  packages+=(python3 python3-venv python3-pip python3-torch python3-numpy python3-h5py
-             python3-matplotlib)
+  packages+=(python3-venv python3-pip python3-torch python3-numpy python3-h5py)
 fi
 
 missing=()

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 
 #include "core/model/hf_checkpoint.h"
@@ -220,6 +221,27 @@ std::vector<std::string> match_files(const std::string& pattern) {
   return out;
 }
 
+// Paths may name environment variables, ${NAME}, so that one run file serves clusters whose data
+// live in different places (`path: ${QWEN3_DATA}/fineweb-edu/train-*.h5`).
+std::string expand_environment(const std::string& text, const Blame& fail, const std::string& key) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 2, "${") != 0) {
+      out += text[i++];
+      continue;
+    }
+    const size_t close = text.find('}', i + 2);
+    if (close == std::string::npos) fail(key, "'" + text + "' has a '${' without its '}'");
+    const std::string name = text.substr(i + 2, close - i - 2);
+    const char* value = name.empty() ? nullptr : std::getenv(name.c_str());
+    if (!value)
+      fail(key, "'" + text + "' uses the environment variable " + name + ", which is not set");
+    out += value;
+    i = close + 1;
+  }
+  return out;
+}
+
 bool valid_name(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name)
@@ -251,12 +273,12 @@ OptimizerConfig read_optimizer(const YAML::Node& node, const std::string& file,
   try {
     s.kind = parse_schedule_kind(f.schedule);
   } catch (const Error& e) {
-    fail("schedule", e.what());
+    fail("schedule", without_rank_prefix(e.what()));
   }
   try {
     s.decay_shape = parse_decay_shape(f.decay_shape);
   } catch (const Error& e) {
-    fail("decay_shape", e.what());
+    fail("decay_shape", without_rank_prefix(e.what()));
   }
   s.lr = f.lr;
   s.min_lr = f.min_lr;
@@ -301,7 +323,7 @@ OptimizerConfig read_optimizer(const YAML::Node& node, const std::string& file,
     try {
       validate_decay_rule(a.decay, layout);
     } catch (const Error& e) {
-      fail("no_decay", e.what());
+      fail("no_decay", without_rank_prefix(e.what()));
     }
   }
   out.carry_state = f.carry_state;
@@ -373,8 +395,9 @@ StageConfig read_stage(const YAML::Node& node, const std::string& file, int inde
     if (!names.insert(sf.name).second) sfail("name", "'" + sf.name + "' appears twice");
     if (!(sf.weight > 0) || !std::isfinite(sf.weight))
       sfail("weight", fmt::format("must be positive, got {}", sf.weight));
-    TrainSourceConfig source{sf.name, sf.path, sf.weight, match_files(sf.path)};
-    if (source.files.empty()) sfail("path", "'" + sf.path + "' matches no files");
+    const std::string path = expand_environment(sf.path, sfail, "path");
+    TrainSourceConfig source{sf.name, path, sf.weight, match_files(path)};
+    if (source.files.empty()) sfail("path", "'" + path + "' matches no files");
     st.train_data.push_back(std::move(source));
   }
   names.clear();
@@ -389,8 +412,9 @@ StageConfig read_stage(const YAML::Node& node, const std::string& file, int inde
         sfail("name", "'" + sf.name + "' must be letters, digits, '.', '-' or '_'");
       if (!names.insert(sf.name).second) sfail("name", "'" + sf.name + "' appears twice");
       if (sf.max_samples < 0) sfail("max_samples", "must not be negative");
-      EvalSourceConfig source{sf.name, sf.path, sf.max_samples, match_files(sf.path)};
-      if (source.files.empty()) sfail("path", "'" + sf.path + "' matches no files");
+      const std::string path = expand_environment(sf.path, sfail, "path");
+      EvalSourceConfig source{sf.name, path, sf.max_samples, match_files(path)};
+      if (source.files.empty()) sfail("path", "'" + path + "' matches no files");
       st.eval_data.push_back(std::move(source));
     }
   }
@@ -421,16 +445,16 @@ OverrideLocations apply_overrides(YAML::Node& root, const std::vector<std::strin
       QWEN3_CHECK(!part.empty(), "{}: empty component in key path '{}'", blame, path);
     YAML::Node value = load_yaml_text(text.substr(eq + 1), blame);
     YAML::Node node = root;
+    std::string parent;  // the dotted path walked so far
     for (size_t i = 0; i < parts.size(); ++i) {
       const std::string& part = parts[i];
       const bool last = i + 1 == parts.size();
       if (node.IsSequence()) {
-        const std::string so_far = path.substr(0, path.find(part, 0));
         char* end = nullptr;
         const long index = std::strtol(part.c_str(), &end, 10);
         QWEN3_CHECK(*end == '\0' && index >= 0 && size_t(index) < node.size(),
-                    "{}: '{}' is a list of {} entries; '{}' is not an index into it", blame,
-                    so_far.empty() ? path : so_far.substr(0, so_far.size() - 1), node.size(), part);
+                    "{}: '{}' is a list of {} entries; '{}' is not an index into it", blame, parent,
+                    node.size(), part);
         if (last) {
           node[size_t(index)] = value;
         } else {
@@ -439,7 +463,7 @@ OverrideLocations apply_overrides(YAML::Node& root, const std::vector<std::strin
         }
       } else {
         QWEN3_CHECK(node.IsMap() || node.IsNull(), "{}: '{}' is a single value; it has no key '{}'",
-                    blame, path, part);
+                    blame, parent, part);
         if (last) {
           node[part] = value;
         } else {
@@ -449,6 +473,7 @@ OverrideLocations apply_overrides(YAML::Node& root, const std::vector<std::strin
           node.reset(child);
         }
       }
+      parent += (parent.empty() ? "" : ".") + part;
     }
     out[path] = blame;
   }
@@ -469,19 +494,21 @@ RunConfig parse_document(YAML::Node root, const std::string& file,
   run.name = f.name;
   if (!valid_name(f.name))
     fail("name", "'" + f.name + "' must be letters, digits, '.', '-' or '_'");
-  run.model = f.model;
+  run.model = expand_environment(f.model, fail, "model");
   try {
-    run.model_config = is_directory(f.model) ? load_hf_config(f.model) : load_model_config(f.model);
+    run.model_config =
+        is_directory(run.model) ? load_hf_config(run.model) : load_model_config(run.model);
   } catch (const Error& e) {
     fail("model", fmt::format("'{}' is not a usable model YAML or Hugging Face directory: {}",
-                              f.model, e.what()));
+                              run.model, without_rank_prefix(e.what())));
   }
-  run.init_from = f.init_from;
-  if (!f.init_from.empty() && !is_hf_model_dir(f.init_from))
-    fail("init_from",
-         "'" + f.init_from + "' is not a model directory (config.json with model.safetensors)");
-  run.output_dir = f.output_dir;
-  if (f.output_dir.empty()) fail("output_dir", "must not be empty");
+  run.init_from = expand_environment(f.init_from, fail, "init_from");
+  if (!run.init_from.empty() && !is_hf_model_dir(run.init_from))
+    fail("init_from", "'" + run.init_from +
+                          "' is not a model directory (config.json with model.safetensors); "
+                          "for a later stage, run the earlier one first");
+  run.output_dir = expand_environment(f.output_dir, fail, "output_dir");
+  if (run.output_dir.empty()) fail("output_dir", "must not be empty");
   if (f.seed < 0) fail("seed", "must not be negative");
   run.seed = static_cast<uint64_t>(f.seed);
   run.log_interval = f.log_interval;

@@ -190,7 +190,8 @@ void Run::save(const ZeroAdamW& optimizer) {
 void Run::evaluate_stage(const StageConfig& stage,
                          std::vector<std::unique_ptr<EvalLoader>>& loaders) {
   for (size_t i = 0; i < loaders.size(); ++i) {
-    EvalResult r = evaluate(*model_, *loaders[i], host_, stage.micro_batch, 0);
+    EvalResult r =
+        evaluate(*model_, *loaders[i], host_, stage.micro_batch, 0, stage.document_attention);
     r.name = stage.eval_data[i].name;
     say(fmt::format("eval [{}] step {} | {}: loss {:.4f} | ppl {:.2f} | {} tokens", stage.name,
                     state_.stage_step, r.name, r.loss(), r.perplexity(), r.tokens));
@@ -287,6 +288,9 @@ bool Run::run_stage(size_t s) {
   for (size_t later = s + 1; later < run_.stages.size(); ++later)
     remaining_after += run_.stages[later].steps * run_.stages[later].batch_tokens;
   const double flops_per_token = train_flops_per_token(model_->config(), stage.seq_len);
+  // The stage's first and most recent losses (of this process's steps), for its closing line.
+  constexpr size_t kLossWindow = 10;
+  std::vector<double> first_losses, last_losses;
 
   while (state_.stage_step < stage.steps) {
     if (stop_requested()) {
@@ -320,6 +324,11 @@ bool Run::run_stage(size_t s) {
     state_.last_lr = lr;
     state_.loader = loader.state().to_text();
     const bool nonfinite = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
+    if (!nonfinite) {
+      if (first_losses.size() < kLossWindow) first_losses.push_back(r.loss);
+      last_losses.push_back(r.loss);
+      if (last_losses.size() > kLossWindow) last_losses.erase(last_losses.begin());
+    }
     if (r.skipped) ++state_.skipped_steps;
     state_.nonfinite_in_a_row = nonfinite ? state_.nonfinite_in_a_row + 1 : 0;
 
@@ -391,8 +400,17 @@ bool Run::run_stage(size_t s) {
   state_.loader.clear();
   save(optimizer);
   carry_source_ = store_.dir_for_step(state_.global_step);
-  say(fmt::format("stage '{}' done: {} steps, {} tokens", stage.name, stage.steps,
-                  state_.stage_tokens));
+  auto mean = [](const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v)
+      sum += x;
+    return v.empty() ? 0.0 : sum / double(v.size());
+  };
+  say(
+      fmt::format("stage '{}' done: {} steps, {} tokens; training loss {:.4f} (mean of its "
+                  "first {} steps here) -> {:.4f} (last {})",
+                  stage.name, stage.steps, state_.stage_tokens, mean(first_losses),
+                  first_losses.size(), mean(last_losses), last_losses.size()));
   return true;
 }
 

@@ -103,11 +103,17 @@ ModelConfig load_model_config(const std::string& path) {
   return config_from_yaml(load_yaml_file(path), path);
 }
 
+void validate_model_config(const ModelConfig& config, const std::string& source_name) {
+  validate(config, KeyLocations{}, source_name);
+}
+
 std::string model_config_help() {
   return schema().help();
 }
 
-std::string to_hf_config_json(const ModelConfig& c) {
+std::string to_hf_config_json(const ModelConfig& c, DType weights_dtype) {
+  QWEN3_CHECK(weights_dtype == DType::F32 || weights_dtype == DType::BF16,
+              "config.json: weights are stored in F32 or BF16, not {}", dtype_name(weights_dtype));
   return fmt::format(
       R"({{
   "architectures": ["Qwen3ForCausalLM"],
@@ -131,13 +137,13 @@ std::string to_hf_config_json(const ModelConfig& c) {
   "use_sliding_window": false,
   "sliding_window": null,
   "max_window_layers": {},
-  "torch_dtype": "float32"
+  "torch_dtype": "{}"
 }}
 )",
       c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
       c.num_key_value_heads, c.head_dim, c.max_position_embeddings, c.rms_norm_eps, c.rope_theta,
       c.tie_word_embeddings ? "true" : "false", c.initializer_range, c.hidden_act,
-      c.num_hidden_layers);
+      c.num_hidden_layers, weights_dtype == DType::F32 ? "float32" : "bfloat16");
 }
 
 }  // namespace qwen3

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/tensor/tensor.h"
+
 namespace qwen3 {
 
 struct ModelConfig {
@@ -34,10 +36,17 @@ ModelConfig load_model_config(const std::string& path);
 // The same from text; `source_name` stands in for the file name in errors.
 ModelConfig parse_model_config(const std::string& yaml_text, const std::string& source_name);
 
+// The checks parse_model_config applies once the keys are read (model_type, positive sizes, heads
+// dividing evenly, ...), for a config filled in from elsewhere: an HF config.json. Errors read
+// "source_name: key 'k' ...".
+void validate_model_config(const ModelConfig& config, const std::string& source_name);
+
 // Every model key with its type, default and help, for --help.
 std::string model_config_help();
 
-// The config as Hugging Face's config.json for Qwen3ForCausalLM.
-std::string to_hf_config_json(const ModelConfig& config);
+// The config as Hugging Face's config.json for Qwen3ForCausalLM; "torch_dtype" names
+// `weights_dtype` (F32: "float32", BF16: "bfloat16"), the dtype the weights beside it are stored
+// in.
+std::string to_hf_config_json(const ModelConfig& config, DType weights_dtype = DType::F32);
 
 }  // namespace qwen3

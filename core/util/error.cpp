@@ -20,6 +20,13 @@ std::string rank_prefix() {
   return rank < 0 ? std::string() : fmt::format("[rank {}] ", rank);
 }
 
+std::string without_rank_prefix(const std::string& message) {
+  const std::string prefix = rank_prefix();
+  if (!prefix.empty() && message.compare(0, prefix.size(), prefix) == 0)
+    return message.substr(prefix.size());
+  return message;
+}
+
 void throw_error(const std::string& message) {
   throw Error(rank_prefix() + message);
 }

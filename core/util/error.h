@@ -21,6 +21,10 @@ int process_rank();
 // "[rank 3] " or "" before any rank is known.
 std::string rank_prefix();
 
+// The message of an Error without its leading rank prefix, for wrapping it in another message
+// (which gets its own) or printing it after "on rank R".
+std::string without_rank_prefix(const std::string& message);
+
 [[noreturn]] void throw_error(const std::string& message);
 
 // Reports a failed library call: which library, the call's source text, its status code and the

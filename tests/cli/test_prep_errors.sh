@@ -29,7 +29,7 @@ check unknown_flag 2 "unknown option '--val-fracton' \(did you mean '--val-fract
   --input "$dir/good.txt" --output "$dir/o1" "${common[@]}" --val-fracton 0.1
 check not_a_number 2 "--shard-tokens expects an integer, got '1e6'" \
   --input "$dir/good.txt" --output "$dir/o2" "${common[@]}" --shard-tokens 1e6
-check bad_format 2 "--input-format is 'ids' or 'u32', got 'json'" \
+check bad_format 2 "--input-format is 'ids', 'u32' or 'bytes', got 'json'" \
   --input "$dir/good.txt" --output "$dir/o3" "${common[@]}" --input-format json
 check missing_input 1 "input '$dir/absent.txt' does not exist" \
   --input "$dir/absent.txt" --output "$dir/o4" "${common[@]}"

@@ -120,7 +120,7 @@ TEST(ModelConfig, InconsistentValuesAreNamed) {
 
 TEST(ModelConfig, SyntaxAndFileErrorsNameTheFile) {
   expect_contains(error_for("vocab_size: [1, 2\n"), "bad.yaml:");
-  expect_contains(error_for("- just\n- a list\n"), "expected a mapping");
+  expect_contains(error_for("- just\n- a list\n"), "must be a mapping");
   try {
     qwen3::load_model_config("/nonexistent/model.yaml");
     FAIL();
