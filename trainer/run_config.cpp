@@ -63,7 +63,8 @@ const OptionSchema<RunFields>& run_schema() {
     OptionSchema<F> o("run");
     o.optional("name", &F::name, std::string("run"), "a name for logs and metrics")
         .required("model", &F::model,
-                  "model YAML (configs/models/), or a Hugging Face model directory")
+                  "model YAML (configs/models/), or a Hugging Face model directory, whose "
+                  "weights then start the run unless init_from names others")
         .optional("init_from", &F::init_from, std::string(),
                   "start from these weights: a Hugging Face model directory or a checkpoint of "
                   "this trainer (whose optimizer state the first stage may carry over)")
@@ -503,6 +504,9 @@ RunConfig parse_document(YAML::Node root, const std::string& file,
                               run.model, without_rank_prefix(e.what())));
   }
   run.init_from = expand_environment(f.init_from, fail, "init_from");
+  // A model given as a Hugging Face directory is also where the weights start, unless init_from
+  // says otherwise.
+  if (run.init_from.empty() && is_directory(run.model)) run.init_from = run.model;
   if (!run.init_from.empty() && !is_hf_model_dir(run.init_from))
     fail("init_from", "'" + run.init_from +
                           "' is not a model directory (config.json with model.safetensors); "

@@ -8,8 +8,11 @@ h5py and cut as docs/data-format.md defines (window i of a shard: tokens [i*T, i
 That loss must equal the one qwen3-eval reported for the same windows (its JSON last line).
 Where transformers' own Qwen3ForCausalLM can run (torch >= 2), it is checked the same way.
 
+With --copy-with-head OUT it also writes OUT, the same model with lm_head.weight stored
+explicitly (as some exports of tied models have it), for the caller to load back.
+
 Usage: check_trained_checkpoint.py --checkpoint DIR --shards GLOB --seq-len T --windows N
-           --eval-json FILE [--tol 1e-5]
+           --eval-json FILE [--tol 1e-5] [--copy-with-head OUT]
 Exit codes: 0 pass, 1 mismatch, 77 skipped (a module is missing).
 """
 
@@ -27,7 +30,7 @@ try:
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file, save_file
     from transformers import AutoConfig
 except ImportError as exc:  # the test tools are optional on a bare machine
     print("SKIP: %s under %s" % (exc, sys.executable))
@@ -64,6 +67,7 @@ def main():
     p.add_argument("--windows", type=int, required=True)
     p.add_argument("--eval-json", required=True)
     p.add_argument("--tol", type=float, default=1e-5)
+    p.add_argument("--copy-with-head")
     args = p.parse_args()
 
     ours = json.loads(open(args.eval_json).read().strip().splitlines()[-1])
@@ -107,6 +111,16 @@ def main():
         print("%s transformers Qwen3ForCausalLM loss %.9f (relative %.2e)" %
               ("ok  " if ok else "FAIL", hf_loss, rel))
         failures += not ok
+    if args.copy_with_head:
+        os.makedirs(args.copy_with_head, exist_ok=True)
+        with open(os.path.join(args.checkpoint, "config.json")) as src, \
+                open(os.path.join(args.copy_with_head, "config.json"), "w") as dst:
+            dst.write(src.read())
+        with_head = dict(state)
+        with_head["lm_head.weight"] = state["model.embed_tokens.weight"].clone()
+        save_file(with_head, os.path.join(args.copy_with_head, "model.safetensors"),
+                  metadata={"format": "pt"})
+        print("wrote %s with lm_head.weight" % args.copy_with_head)
     sys.exit(1 if failures else 0)
 
 
