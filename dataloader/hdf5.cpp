@@ -4,6 +4,15 @@
 
 namespace qwen3 {
 
+void write_int64_attribute(hid_t object, const char* name, int64_t value) {
+  Hdf5Handle space(H5Screate(H5S_SCALAR));
+  QWEN3_HDF5_CHECK(space.get());
+  Hdf5Handle attribute(
+      H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  QWEN3_HDF5_CHECK(attribute.get());
+  QWEN3_HDF5_CHECK(H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value));
+}
+
 void quiet_hdf5_errors() {
   // Per thread in HDF5's thread-safe build, so remember per thread that it was done.
   thread_local bool quiet = false;

@@ -4,6 +4,7 @@
 // Handles are RAII: a thrown error never leaks an open file.
 #include <hdf5.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -17,6 +18,9 @@ std::string hdf5_error_stack();
 
 // Call before any HDF5 call on a thread (HDF5 keeps its error-printing switch per thread).
 void quiet_hdf5_errors();
+
+// Writes a scalar little-endian int64 attribute on a file, group or dataset.
+void write_int64_attribute(hid_t object, const char* name, int64_t value);
 
 // Owns one HDF5 identifier (file, dataset, dataspace, attribute, type or property list).
 class Hdf5Handle {

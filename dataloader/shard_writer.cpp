@@ -10,15 +10,6 @@ namespace qwen3 {
 
 namespace {
 
-void write_integer_attribute(hid_t object, const char* name, int64_t value) {
-  Hdf5Handle space(H5Screate(H5S_SCALAR));
-  QWEN3_HDF5_CHECK(space.get());
-  Hdf5Handle attribute(
-      H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
-  QWEN3_HDF5_CHECK(attribute.get());
-  QWEN3_HDF5_CHECK(H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value));
-}
-
 // Variable-length UTF-8, which is what h5py writes for a Python str and reads back as one.
 void write_string_attribute(hid_t object, const char* name, const std::string& value) {
   Hdf5Handle type(H5Tcopy(H5T_C_S1));
@@ -123,9 +114,9 @@ void ShardWriter::finish(bool publish) {
   offsets.close_checked();
 
   write_string_attribute(file_.get(), kFormatAttribute, kShardFormatName);
-  write_integer_attribute(file_.get(), kFormatVersionAttribute, kShardFormatVersion);
-  write_integer_attribute(file_.get(), kVocabSizeAttribute, metadata_.vocab_size);
-  write_integer_attribute(file_.get(), kEosIdAttribute, metadata_.eos_id);
+  write_int64_attribute(file_.get(), kFormatVersionAttribute, kShardFormatVersion);
+  write_int64_attribute(file_.get(), kVocabSizeAttribute, metadata_.vocab_size);
+  write_int64_attribute(file_.get(), kEosIdAttribute, metadata_.eos_id);
   write_string_attribute(file_.get(), kTokenizerAttribute, metadata_.tokenizer);
   file_.close_checked();
   finished_ = true;

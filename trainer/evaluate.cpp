@@ -21,30 +21,6 @@ double EvalResult::bucket_loss(size_t b) const {
   return bucket_tokens[b] > 0 ? bucket_loss_sum[b] / static_cast<double>(bucket_tokens[b]) : 0.0;
 }
 
-namespace {
-
-// Rows [first, first + count) of `b` as a batch of their own.
-Batch slice_rows(const Batch& b, int64_t first, int64_t count, bool document_attention) {
-  Batch out;
-  out.batch = count;
-  out.seq = b.seq;
-  const auto begin = static_cast<size_t>(first * b.seq);
-  const auto end = static_cast<size_t>((first + count) * b.seq);
-  auto copy = [&](const std::vector<int32_t>& from, std::vector<int32_t>& to) {
-    if (!from.empty()) to.assign(from.begin() + begin, from.begin() + end);
-  };
-  copy(b.tokens, out.tokens);
-  copy(b.labels, out.labels);
-  copy(b.targets, out.targets);
-  if (document_attention) {
-    copy(b.positions, out.positions);
-    copy(b.doc_ids, out.doc_ids);
-  }
-  return out;
-}
-
-}  // namespace
-
 EvalResult evaluate(Qwen3Model& model, EvalLoader& loader, Communicator& host_comm,
                     int64_t micro_batch, int64_t bucket_width, bool document_attention) {
   QWEN3_CHECK(micro_batch >= 1, "evaluation micro-batch must be at least 1 row, got {}",
@@ -73,7 +49,7 @@ EvalResult evaluate(Qwen3Model& model, EvalLoader& loader, Communicator& host_co
     // Padding rows score nothing, so they are not run at all; real rows come first.
     for (int64_t first = 0; first < next->real_rows; first += micro_batch) {
       const int64_t rows = std::min(micro_batch, next->real_rows - first);
-      const Batch micro = slice_rows(batch, first, rows, document_attention);
+      const Batch micro = batch_rows(batch, first, rows, document_attention);
       model.forward(micro);
       const std::vector<float> losses = model.token_losses_to_host();
       for (int64_t r = 0; r < rows; ++r)

@@ -16,15 +16,6 @@ constexpr const char* kStateNames[3] = {"master", "exp_avg", "exp_avg_sq"};
 // Bumped when the file's meaning changes; older readers then refuse newer files by name.
 constexpr int64_t kShardFormatVersion = 1;
 
-void write_int_attribute(hid_t object, const char* name, int64_t value) {
-  Hdf5Handle space(H5Screate(H5S_SCALAR));
-  QWEN3_HDF5_CHECK(space.get());
-  Hdf5Handle attribute(
-      H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
-  QWEN3_HDF5_CHECK(attribute.get());
-  QWEN3_HDF5_CHECK(H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value));
-}
-
 int64_t read_int_attribute(hid_t object, const std::string& path, const char* name) {
   const htri_t exists = H5Aexists(object, name);
   QWEN3_HDF5_CHECK(exists);
@@ -74,14 +65,14 @@ void write_optimizer_shard(const std::string& path, const ZeroAdamW& optimizer,
   {
     Hdf5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
     QWEN3_HDF5_CHECK(file.get());
-    write_int_attribute(file.get(), "format_version", kShardFormatVersion);
-    write_int_attribute(file.get(), "range_begin", begin);
-    write_int_attribute(file.get(), "range_end", end);
-    write_int_attribute(file.get(), "flat_size", layout.flat_size());
-    write_int_attribute(file.get(), "steps_taken", optimizer.steps_taken());
-    write_int_attribute(file.get(), "zero_stage", optimizer.options().zero_stage);
-    write_int_attribute(file.get(), "layout_fingerprint",
-                        static_cast<int64_t>(layout_fingerprint(layout)));
+    write_int64_attribute(file.get(), "format_version", kShardFormatVersion);
+    write_int64_attribute(file.get(), "range_begin", begin);
+    write_int64_attribute(file.get(), "range_end", end);
+    write_int64_attribute(file.get(), "flat_size", layout.flat_size());
+    write_int64_attribute(file.get(), "steps_taken", optimizer.steps_taken());
+    write_int64_attribute(file.get(), "zero_stage", optimizer.options().zero_stage);
+    write_int64_attribute(file.get(), "layout_fingerprint",
+                          static_cast<int64_t>(layout_fingerprint(layout)));
     const TensorView views[3] = {optimizer.master(), optimizer.exp_avg(), optimizer.exp_avg_sq()};
     for (int k = 0; k < 3; ++k) {
       optimizer.backend().download(views[k], host.data());

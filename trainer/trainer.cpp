@@ -41,25 +41,6 @@ const char* schedule_name(const LrSchedule& s) {
   return "?";
 }
 
-// Rows [first, first + count) of a [rows, seq] batch.
-Batch slice_rows(const Batch& b, int64_t first, int64_t count, bool keep_documents) {
-  Batch out;
-  out.batch = count;
-  out.seq = b.seq;
-  auto cut = [&](const std::vector<int32_t>& v) {
-    if (v.empty()) return std::vector<int32_t>();
-    return std::vector<int32_t>(v.begin() + first * b.seq, v.begin() + (first + count) * b.seq);
-  };
-  out.tokens = cut(b.tokens);
-  out.labels = cut(b.labels);
-  out.targets = cut(b.targets);
-  if (keep_documents) {
-    out.positions = cut(b.positions);
-    out.doc_ids = cut(b.doc_ids);
-  }
-  return out;
-}
-
 class Run {
  public:
   Run(const RunConfig& run, Backend& backend, Communicator& comm, Communicator& host_comm,
@@ -312,7 +293,7 @@ bool Run::run_stage(size_t s) {
     std::vector<Batch> micro;
     for (int64_t m = 0; m < accumulation; ++m)
       micro.push_back(
-          slice_rows(lb.batch, m * stage.micro_batch, stage.micro_batch, stage.document_attention));
+          batch_rows(lb.batch, m * stage.micro_batch, stage.micro_batch, stage.document_attention));
     const double lr = stage.optimizer.schedule.at(state_.stage_step);
     const StepResult r = train_step(*model_, optimizer, host_, micro, lr);
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -40,6 +40,11 @@ struct Batch {
 // the loss by the global token count.
 int64_t count_scored_tokens(const Batch& batch);
 
+// Rows [first, first + count) of `batch` as a batch of their own (a micro-batch). Positions and
+// document ids are kept only with `keep_documents`; without them the rows are plain causal
+// sequences.
+Batch batch_rows(const Batch& batch, int64_t first, int64_t count, bool keep_documents);
+
 struct LossSum {
   double sum = 0.0;    // Σ token losses, in nats
   int64_t tokens = 0;  // tokens that were scored (labels not ignored)
