@@ -129,6 +129,8 @@ int main(int argc, char** argv) {
 
   try {
     qwen3::MpiEnvironment mpi(&argc, &argv);
+    // At once: a SIGUSR1 while the run is still being checked must not kill the job.
+    qwen3::install_stop_signal_handlers();
     auto world = qwen3::MpiCommunicator::world();
     const int rank = world->rank();
 
@@ -155,7 +157,7 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    if (run.checkpoint.save_on_signal) qwen3::install_stop_signal_handlers();
+    if (!run.checkpoint.save_on_signal) qwen3::restore_default_stop_signals();
     auto backend = qwen3::make_cpu_backend();
     qwen3::TrainerOptions options;
     options.stop_at_step = args.stop_at_step;

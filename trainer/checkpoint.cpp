@@ -27,6 +27,9 @@ constexpr const char* kStateFile = "trainer_state.yaml";
 constexpr const char* kStepPrefix = "step-";
 constexpr const char* kTmpPrefix = ".tmp-step-";
 constexpr const char* kOldPrefix = ".old-step-";
+// Checkpoints that failed verification are moved aside under this prefix, for people to inspect:
+// out of the list that resumes and retention look at, and never deleted by the trainer.
+constexpr const char* kRejectedPrefix = "rejected-step-";
 
 // Step number of a "step-NNNNNNNN" directory name; -1 for anything else.
 int64_t step_of(const std::string& name) {
@@ -80,7 +83,8 @@ std::vector<ManifestEntry> read_manifest(const std::string& dir) {
               "checkpoint '{}' has no {}: its write did not finish (the manifest is written last)",
               dir, kManifestFile);
   const YAML::Node root = load_yaml_file(path);
-  QWEN3_CHECK(root.IsMap() && root["format"] && root["format"].as<std::string>() == kManifestFormat,
+  QWEN3_CHECK(root.IsMap() && root["format"] && root["format"].IsScalar() &&
+                  root["format"].Scalar() == kManifestFormat,
               "'{}' is not a manifest in the format '{}'", path, kManifestFormat);
   const YAML::Node files = root["files"];
   QWEN3_CHECK(files && files.IsSequence(), "'{}': 'files' must be a list", path);
@@ -99,9 +103,13 @@ std::vector<ManifestEntry> read_manifest(const std::string& dir) {
   return out;
 }
 
-// Removes checkpoints beyond the newest `keep_last`, except the last one of each stage.
-void prune(const std::string& root, int64_t keep_last) {
-  const auto all = list_checkpoints(root);
+// Removes checkpoints beyond the newest `keep_last` up to `saved_step` (the one just written),
+// except the last one of each stage. Directories of later steps, which can only be leftovers the
+// resume did not trust, are not counted: they must not push out good checkpoints.
+void prune(const std::string& root, int64_t keep_last, int64_t saved_step) {
+  std::vector<std::pair<int64_t, std::string>> all;
+  for (auto& entry : list_checkpoints(root))
+    if (entry.first <= saved_step) all.push_back(std::move(entry));
   for (size_t i = static_cast<size_t>(keep_last); i < all.size(); ++i) {
     const std::string& dir = all[i].second;
     bool stage_end = false;
@@ -302,7 +310,7 @@ std::string CheckpointStore::save(const Qwen3Model& model, const ZeroAdamW& opti
     fs::create_directory_symlink(fs::path(final_dir).filename(), link_tmp);
     fs::rename(link_tmp, root + "/latest");
     fsync_path(root);
-    prune(root, keep_last);
+    prune(root, keep_last, state.global_step);
   }
   comm_.barrier();
   return final_dir;
@@ -313,23 +321,50 @@ std::string CheckpointStore::find_latest_valid(std::vector<std::string>* rejecte
   if (comm_.rank() == 0) {
     const std::string root = checkpoints_dir();
     std::error_code ec;
+    std::vector<fs::path> leftovers;
     if (fs::is_directory(root, ec))
       for (const auto& entry : fs::directory_iterator(root)) {
         const std::string name = entry.path().filename().string();
         if (name.rfind(kTmpPrefix, 0) == 0 || name.rfind(kOldPrefix, 0) == 0 ||
-            name == "latest.tmp") {
-          if (rejected)
-            rejected->push_back(entry.path().string() + ": an interrupted write; removed");
-          fs::remove_all(entry.path());
+            name == "latest.tmp")
+          leftovers.push_back(entry.path());
+      }
+    for (const fs::path& path : leftovers) {
+      const std::string name = path.filename().string();
+      // A write that got as far as its manifest but not its rename is complete: promote it.
+      if (name.rfind(kTmpPrefix, 0) == 0) {
+        const std::string final_dir =
+            (fs::path(root) / (kStepPrefix + name.substr(std::string(kTmpPrefix).size()))).string();
+        bool complete = false;
+        try {
+          verify_checkpoint(path.string());
+          complete = !fs::exists(final_dir);
+        } catch (const std::exception&) {
+          complete = false;
+        }
+        if (complete) {
+          fs::rename(path, final_dir);
+          fsync_path(root);
+          if (rejected) rejected->push_back(path.string() + ": complete but not renamed; promoted");
+          continue;
         }
       }
+      if (rejected) rejected->push_back(path.string() + ": an interrupted write; removed");
+      fs::remove_all(path);
+    }
     for (const auto& [step, dir] : list_checkpoints(root)) {
       try {
         verify_checkpoint(dir);
         chosen = step;
         break;
-      } catch (const Error& e) {
-        if (rejected) rejected->push_back(e.what());
+      } catch (const std::exception& e) {
+        std::string aside = fmt::format("{}/{}{:08d}", root, kRejectedPrefix, step);
+        for (int n = 1; fs::exists(aside); ++n)
+          aside = fmt::format("{}/{}{:08d}.{}", root, kRejectedPrefix, step, n);
+        fs::rename(dir, aside);
+        if (rejected)
+          rejected->push_back(
+              fmt::format("{} (moved aside to {})", without_rank_prefix(e.what()), aside));
       }
     }
   }

@@ -126,7 +126,8 @@ void read_optimizer_shards(const std::vector<std::string>& paths, ZeroAdamW& opt
         static_cast<uint64_t>(read_int_attribute(file.get(), path, "layout_fingerprint"));
     QWEN3_CHECK(h.fingerprint == fingerprint && h.flat_size == layout.flat_size(),
                 "optimizer state '{}' belongs to another model (flat size {}, this model's {}): "
-                "the model YAML changed since this checkpoint was written",
+                "the model changed since it was written, or it comes from another model's "
+                "checkpoint (init_from)",
                 path, h.flat_size, layout.flat_size());
     QWEN3_CHECK(h.begin >= 0 && h.begin <= h.end, "optimizer state '{}': bad range [{}, {})", path,
                 h.begin, h.end);

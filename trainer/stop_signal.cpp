@@ -28,6 +28,12 @@ void install_stop_signal_handlers() {
                 signal_name(signal_number), std::strerror(errno));
 }
 
+void restore_default_stop_signals() {
+  for (int signal_number : {SIGTERM, SIGUSR1})
+    QWEN3_CHECK(signal(signal_number, SIG_DFL) != SIG_ERR, "signal({}, SIG_DFL) failed: {}",
+                signal_name(signal_number), std::strerror(errno));
+}
+
 int stop_signal_received() {
   return received_signal;
 }

@@ -7,6 +7,8 @@ namespace qwen3 {
 
 // Installs handlers for SIGTERM and SIGUSR1 (SA_RESTART, so blocking reads are not interrupted).
 void install_stop_signal_handlers();
+// Puts back the default actions (the signals end the process), for runs that ask for that.
+void restore_default_stop_signals();
 // The last stop signal received, or 0.
 int stop_signal_received();
 // Forgets a received signal (tests).

@@ -71,7 +71,10 @@ class Run {
   bool run_stage(size_t s);
   void evaluate_stage(const StageConfig& stage, std::vector<std::unique_ptr<EvalLoader>>& loaders);
   void save(const ZeroAdamW& optimizer);
-  bool stop_requested();
+  // The highest stop signal any rank received (0: none); every rank gets the same answer.
+  int stop_signal_on_any_rank();
+  // On a stop signal or at --stop-at-step: writes a checkpoint and returns true.
+  bool stop_here(const ZeroAdamW& optimizer);
 
   const RunConfig& run_;
   Backend& backend_;
@@ -89,6 +92,7 @@ class Run {
   // checkpoint, or init_from when it is one of ours.
   std::string carry_source_;
   int64_t last_saved_step_ = -1;
+  bool last_saved_complete_ = false;  // whether that checkpoint marks its stage complete
   // Seconds per token, smoothed over steps, for the ETA.
   double seconds_per_token_ = 0.0;
 };
@@ -116,10 +120,11 @@ size_t Run::restore_or_initialise() {
                     run_.stages[size_t(state_.stage)].name == state_.stage_name,
                 "checkpoint '{}' is in stage {} '{}', but {} has no such stage at that place: "
                 "resume with the run file that wrote it, or use another output_dir",
-                latest, state_.stage, state_.stage_name, run_.file);
+                latest, state_.stage + 1, state_.stage_name, run_.file);
     load_hf_weights(*model_, latest);
     resumed_from_ = latest;
     last_saved_step_ = state_.global_step;
+    last_saved_complete_ = state_.stage_complete;
     if (state_.stage_complete) {
       start = size_t(state_.stage) + 1;
       carry_source_ = latest;
@@ -127,11 +132,15 @@ size_t Run::restore_or_initialise() {
       start = size_t(state_.stage);
       resume_loader_ = LoaderState::from_text(state_.loader, latest + "/trainer_state.yaml");
     }
+    // Optimizer state is read back mid-stage, or at a stage boundary when the next stage carries
+    // it; then a different rank count means resharding.
+    const bool reads_state = !state_.stage_complete || (start < run_.stages.size() &&
+                                                        run_.stages[start].optimizer.carry_state);
     say(fmt::format("resuming from {} (stage '{}', step {}/{}, {} tokens seen){}", latest,
                     state_.stage_name, state_.stage_step, state_.stage_steps, state_.tokens_seen,
                     world_ != state_.world_size
-                        ? fmt::format("; written by {} ranks, now {}: optimizer state resharded",
-                                      state_.world_size, world_)
+                        ? fmt::format("; written by {} ranks, now {}{}", state_.world_size, world_,
+                                      reads_state ? ": optimizer state resharded" : "")
                         : ""));
   } else {
     state_ = TrainerState{};
@@ -155,15 +164,36 @@ size_t Run::restore_or_initialise() {
   return start;
 }
 
-bool Run::stop_requested() {
-  return host_.all_reduce_value(static_cast<int64_t>(stop_signal_received()), ReduceOp::Max) != 0;
+int Run::stop_signal_on_any_rank() {
+  return static_cast<int>(
+      host_.all_reduce_value(static_cast<int64_t>(stop_signal_received()), ReduceOp::Max));
+}
+
+bool Run::stop_here(const ZeroAdamW& optimizer) {
+  const int signal_number = stop_signal_on_any_rank();
+  if (signal_number != 0) {
+    say(
+        fmt::format("{} received: writing a checkpoint and stopping; run the same command to "
+                    "resume",
+                    signal_name(signal_number)));
+  } else if (options_.stop_at_step > 0 && state_.global_step >= options_.stop_at_step) {
+    say(fmt::format("step {} reached (--stop-at-step): writing a checkpoint and stopping",
+                    state_.global_step));
+  } else {
+    return false;
+  }
+  save(optimizer);
+  return true;
 }
 
 void Run::save(const ZeroAdamW& optimizer) {
-  if (last_saved_step_ == state_.global_step) return;
+  // Already saved: a resume from this very checkpoint, or a stop right after an interval one.
+  if (last_saved_step_ == state_.global_step && last_saved_complete_ == state_.stage_complete)
+    return;
   const auto t0 = Clock::now();
   const std::string dir = store_.save(*model_, optimizer, state_, run_.checkpoint.keep_last);
   last_saved_step_ = state_.global_step;
+  last_saved_complete_ = state_.stage_complete;
   say(fmt::format("checkpoint {} written in {:.1f}s", dir,
                   std::chrono::duration<double>(Clock::now() - t0).count()));
 }
@@ -273,21 +303,8 @@ bool Run::run_stage(size_t s) {
   constexpr size_t kLossWindow = 10;
   std::vector<double> first_losses, last_losses;
 
+  if (stop_here(optimizer)) return false;  // a signal during start-up
   while (state_.stage_step < stage.steps) {
-    if (stop_requested()) {
-      say(
-          fmt::format("{} received: writing a checkpoint and stopping; run the same command to "
-                      "resume",
-                      signal_name(stop_signal_received())));
-      save(optimizer);
-      return false;
-    }
-    if (options_.stop_at_step > 0 && state_.global_step >= options_.stop_at_step) {
-      say(fmt::format("step {} reached (--stop-at-step): writing a checkpoint and stopping",
-                      state_.global_step));
-      save(optimizer);
-      return false;
-    }
     const auto t0 = Clock::now();
     const LoaderBatch lb = loader.next();
     std::vector<Batch> micro;
@@ -342,14 +359,19 @@ bool Run::run_stage(size_t s) {
                       state_.global_step, std::isfinite(r.loss) ? "gradient norm" : "loss",
                       std::isfinite(r.loss) ? r.grad_norm : r.loss, state_.nonfinite_in_a_row,
                       run_.max_nonfinite_steps));
-    if (state_.nonfinite_in_a_row > run_.max_nonfinite_steps)
+    if (state_.nonfinite_in_a_row > run_.max_nonfinite_steps) {
+      const int64_t first_bad = state_.global_step - state_.nonfinite_in_a_row + 1;
+      std::string newest = "none was written";
+      if (last_saved_step_ >= 0)
+        newest = store_.dir_for_step(last_saved_step_) +
+                 (last_saved_step_ >= first_bad ? ", written during these steps" : "");
       throw_error(fmt::format(
           "stopping: {} steps in a row (global steps {}..{}) had a non-finite loss or gradient "
-          "norm, more than max_nonfinite_steps = {}. Nothing was saved from them; the last "
-          "checkpoint is {}. Lower the learning rate or look at those steps' data.",
-          state_.nonfinite_in_a_row, state_.global_step - state_.nonfinite_in_a_row + 1,
-          state_.global_step, run_.max_nonfinite_steps,
-          last_saved_step_ >= 0 ? store_.dir_for_step(last_saved_step_) : "none"));
+          "norm, more than max_nonfinite_steps = {}; the newest checkpoint: {}. Lower the "
+          "learning rate or look at those steps' data.",
+          state_.nonfinite_in_a_row, first_bad, state_.global_step, run_.max_nonfinite_steps,
+          newest));
+    }
 
     if (state_.stage_step % run_.log_interval == 0 || state_.stage_step == 1 ||
         state_.stage_step == stage.steps) {
@@ -368,6 +390,8 @@ bool Run::run_stage(size_t s) {
       say(line);
     }
 
+    // Before any evaluation, so that a stop is never delayed by one.
+    if (stop_here(optimizer)) return false;
     const bool last = state_.stage_step == stage.steps;
     if (!last && stage.eval_interval > 0 && state_.stage_step % stage.eval_interval == 0)
       evaluate_stage(stage, eval_loaders);

@@ -78,6 +78,6 @@ rm -rf "$WORK/out"
 mpi 1 "$WORK/first.log" "$WORK/good.yaml" --stop-at-step 4
 sed 's/name: general/name: web/' "$WORK/good.yaml" >"$WORK/renamed.yaml"
 mpi 1 "$WORK/renamed.log" "$WORK/renamed.yaml"
-[[ $status -ne 0 ]] && grep -q "checkpoint '.*step-00000004' is in stage 0 'general', but .*renamed.yaml has no such stage" "$WORK/renamed.log" &&
+[[ $status -ne 0 ]] && grep -q "checkpoint '.*step-00000004' is in stage 1 'general', but .*renamed.yaml has no such stage" "$WORK/renamed.log" &&
   pass "resume with changed stages refused" || { fail "resume with changed stages: status $status"; cat "$WORK/renamed.log"; }
 finish

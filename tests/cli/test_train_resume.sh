@@ -70,6 +70,31 @@ sed -i "s|$WORK/D|$WORK/E|" "$WORK/D.yaml"
 printf 'X' | dd of="$WORK/E/$final/model.safetensors" bs=1 seek=5000 conv=notrunc 2>/dev/null
 mpi 2 "$WORK/E.log" "$WORK/D.yaml"
 grep -q "skipping checkpoint: .*step-00000044': 'model.safetensors' has CRC-32" "$WORK/E.log" &&
-  grep -q "resuming from .*step-00000036" "$WORK/E.log" &&
-  pass "E: a corrupted checkpoint is named and skipped for the previous one" || { fail "E: corruption not handled"; cat "$WORK/E.log"; }
+  grep -q "resuming from .*step-00000036" "$WORK/E.log" && [[ -d $WORK/E/checkpoints/rejected-step-00000044 ]] &&
+  pass "E: a corrupted checkpoint is named, moved aside and skipped for the previous one" || { fail "E: corruption not handled"; cat "$WORK/E.log"; }
+
+# F: a corrupted newest checkpoint is moved aside and does not count for retention: resuming from
+# the one before and writing more never deletes the good ones (keep_last 2).
+write_run "$WORK/F.yaml" "$WORK/data" "$WORK/F"
+mpi 2 "$WORK/F1.log" "$WORK/F.yaml" --stop-at-step 20
+printf 'X' | dd of="$WORK/F/checkpoints/step-00000020/optimizer/shard-00001-of-00002.h5" bs=1 seek=3000 conv=notrunc 2>/dev/null
+mpi 2 "$WORK/F2.log" "$WORK/F.yaml" --stop-at-step 22
+kept=$(cd "$WORK/F/checkpoints" && ls -d step-* rejected-* | tr '\n' ' ')
+[[ $status -eq 0 && $kept == "rejected-step-00000020 step-00000016 step-00000022 " ]] &&
+  grep -q "resuming from .*step-00000016" "$WORK/F2.log" &&
+  pass "F: resumed from 16 past a corrupted 20; kept: $kept" || { fail "F: status $status, kept: $kept"; cat "$WORK/F2.log"; }
+
+# G: a write that finished its manifest but not its rename (a crash between the two) is promoted.
+mv "$WORK/F/checkpoints/step-00000022" "$WORK/F/checkpoints/.tmp-step-00000022"
+mpi 2 "$WORK/G.log" "$WORK/F.yaml" --stop-at-step 23
+grep -q "tmp-step-00000022: complete but not renamed; promoted" "$WORK/G.log" &&
+  grep -q "resuming from .*step-00000022" "$WORK/G.log" &&
+  pass "G: a complete but unrenamed checkpoint is promoted and resumed from" || { fail "G"; cat "$WORK/G.log"; }
+
+# H: the stage shortened on resume to where the checkpoint is: the stage is closed there (its
+# evaluation, a stage-end checkpoint), and the next stage carries its optimizer state from it.
+mpi 2 "$WORK/H.log" "$WORK/F.yaml" --set stages.0.steps=23
+[[ $status -eq 0 ]] && grep -q "stage_complete: true" "$WORK/F/checkpoints/step-00000023/trainer_state.yaml" &&
+  grep -q "stage 2/3 'code'.*optimizer state: .*step-00000023" "$WORK/H.log" &&
+  pass "H: a stage shortened to its checkpoint is closed there and carried from" || { fail "H: status $status"; cat "$WORK/H.log"; }
 finish
