@@ -187,8 +187,11 @@ bool Run::stop_here(const ZeroAdamW& optimizer) {
 }
 
 void Run::save(const ZeroAdamW& optimizer) {
-  // Already saved: a resume from this very checkpoint, or a stop right after an interval one.
-  if (last_saved_step_ == state_.global_step && last_saved_complete_ == state_.stage_complete)
+  // Already saved: a resume from this very checkpoint, a stop right after an interval one, or a
+  // stop before the first step of a stage, whose start the previous stage's last checkpoint
+  // already is (overwriting it would lose that stage's end).
+  if (last_saved_step_ == state_.global_step && (last_saved_complete_ == state_.stage_complete ||
+                                                 (last_saved_complete_ && state_.stage_step == 0)))
     return;
   const auto t0 = Clock::now();
   const std::string dir = store_.save(*model_, optimizer, state_, run_.checkpoint.keep_last);
@@ -303,7 +306,9 @@ bool Run::run_stage(size_t s) {
   constexpr size_t kLossWindow = 10;
   std::vector<double> first_losses, last_losses;
 
-  if (stop_here(optimizer)) return false;  // a signal during start-up
+  // A signal during start-up. A stage resumed at its last step has none left to run: it is
+  // closed first (evaluation, stage-end checkpoint).
+  if (state_.stage_step < stage.steps && stop_here(optimizer)) return false;
   while (state_.stage_step < stage.steps) {
     const auto t0 = Clock::now();
     const LoaderBatch lb = loader.next();
@@ -411,11 +416,14 @@ bool Run::run_stage(size_t s) {
       sum += x;
     return v.empty() ? 0.0 : sum / double(v.size());
   };
-  say(
-      fmt::format("stage '{}' done: {} steps, {} tokens; training loss {:.4f} (mean of its "
-                  "first {} steps here) -> {:.4f} (last {})",
-                  stage.name, stage.steps, state_.stage_tokens, mean(first_losses),
-                  first_losses.size(), mean(last_losses), last_losses.size()));
+  std::string losses;
+  if (!first_losses.empty())
+    losses = fmt::format(
+        "; training loss {:.4f} (mean of its first {} steps here) -> {:.4f} "
+        "(last {})",
+        mean(first_losses), first_losses.size(), mean(last_losses), last_losses.size());
+  say(fmt::format("stage '{}' done: {} steps, {} tokens{}", stage.name, stage.steps,
+                  state_.stage_tokens, losses));
   return true;
 }
 

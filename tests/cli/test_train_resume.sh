@@ -8,7 +8,9 @@
 #      state is resharded each time, and the losses follow A's within rounding (1e-5 relative);
 #   D  2 ranks, rank 0 killed (SIGKILL) in the middle of writing checkpoint 16: the job fails, the
 #      checkpoint of step 8 is untouched and verifies, the rerun removes the half-written
-#      directory, resumes from 8 and ends bit-identical to A.
+#      directory, resumes from 8 and ends bit-identical to A;
+# and then damaged checkpoints (E, F), a write killed between manifest and rename (G), a stage
+# shortened on resume (H) and stops at a stage boundary (I).
 BIN=$1 MPIEXEC=$2 SRC=$3 WORK=$4
 source "$SRC/tests/cli/train_test_lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -97,4 +99,18 @@ mpi 2 "$WORK/H.log" "$WORK/F.yaml" --set stages.0.steps=23
 [[ $status -eq 0 ]] && grep -q "stage_complete: true" "$WORK/F/checkpoints/step-00000023/trainer_state.yaml" &&
   grep -q "stage 2/3 'code'.*optimizer state: .*step-00000023" "$WORK/H.log" &&
   pass "H: a stage shortened to its checkpoint is closed there and carried from" || { fail "H: status $status"; cat "$WORK/H.log"; }
+
+# I: stops at a stage boundary. Stopped after step 24, the last of stage 'general' (before its
+# evaluation); the rerun closes the stage and stops again before stage 'code' starts, leaving the
+# stage-end checkpoint as it is; the last rerun finishes bit-identical to A.
+write_run "$WORK/I.yaml" "$WORK/data" "$WORK/I"
+mpi 2 "$WORK/I1.log" "$WORK/I.yaml" --stop-at-step 24
+mpi 2 "$WORK/I2.log" "$WORK/I.yaml" --stop-at-step 24
+state=$WORK/I/checkpoints/step-00000024/trainer_state.yaml
+grep -q "stage 'general' done" "$WORK/I2.log" && grep -q "stage_complete: true" "$state" &&
+  grep -q "stage_name: general" "$state" && pass "I: the stage-end checkpoint survives a stop at the boundary" ||
+  { fail "I: stage-end checkpoint"; cat "$WORK/I2.log" "$state"; }
+mpi 2 "$WORK/I3.log" "$WORK/I.yaml"
+same_files "$WORK/A/$final" "$WORK/I/$final" $state_files &&
+  pass "I: final weights and optimizer shards byte-identical to A" || { fail "I: final checkpoint differs from A"; cat "$WORK/I3.log"; }
 finish
