@@ -30,10 +30,10 @@ rm -rf runs/demo/out
 echo "== training: mpirun -np 2 qwen3-train configs/demo.yaml"
 mpirun -np 2 --oversubscribe build/bin/qwen3-train configs/demo.yaml
 
-echo "== evaluating the final checkpoint"
+/usr/bin/python3 build/bin/qwen3-plot-metrics runs/demo/out -o runs/demo/out/metrics.png
+echo "== loss and LR curves: runs/demo/out/metrics.png; per-step metrics: runs/demo/out/metrics.jsonl"
+
+echo "== evaluating the final checkpoint (a Hugging Face model directory)"
 mpirun -np 2 --oversubscribe build/bin/qwen3-eval --checkpoint runs/demo/out/checkpoints/latest \
   --data "text=$data/text/val-*.h5" --data "code=$data/code/val-*.h5" --seq-len 1024 \
   --micro-batch 2 --max-samples 32 --bucket-tokens 256
-
-/usr/bin/python3 build/bin/qwen3-plot-metrics runs/demo/out -o runs/demo/out/metrics.png
-echo "== loss and LR curves: runs/demo/out/metrics.png; per-step metrics: runs/demo/out/metrics.jsonl"
