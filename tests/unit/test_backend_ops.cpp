@@ -1,0 +1,356 @@
+// Every op of the Backend interface, run on a reference backend and on each backend under test with
+// the same fresh random inputs, outputs compared by normalised error (‖a − b‖ / ‖a‖), in the manner
+// of ggml's test-backend-ops. Outputs are poisoned with NaN before each run, so an element an op
+// fails to write shows; gradients an op accumulates into start from random values instead, so a
+// missing "+=" shows too.
+//
+// Backends under test: the CPU backend with another thread count, which must agree bit for bit
+// (the reference's reductions do not depend on the thread count); and the CUDA backend, against a
+// per-dtype tolerance, once it exists and where a GPU is present (otherwise the test says so).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/ops/backend.h"
+#include "core/util/rng.h"
+
+namespace qwen3 {
+namespace {
+
+// Named outputs of one op, as host fp32.
+using Outputs = std::map<std::string, std::vector<float>>;
+
+// Owns the buffers of one op run on one backend.
+class Arena {
+ public:
+  explicit Arena(Backend& backend) : backend_(backend) {}
+
+  // A float-like tensor in `dtype` (F32 or the backend's storage dtype) holding `values`.
+  TensorView floats(const Shape& shape, const std::vector<float>& values,
+                    DType dtype = DType::F32) {
+    TensorView v = allocate(shape, dtype);
+    backend_.upload(values.data(), v);
+    return v;
+  }
+  // In the backend's storage dtype, as weights and activations are.
+  TensorView stored(const Shape& shape, const std::vector<float>& values) {
+    return floats(shape, values, backend_.storage_dtype());
+  }
+  TensorView ints(const Shape& shape, const std::vector<int32_t>& values) {
+    TensorView v = allocate(shape, DType::I32);
+    backend_.upload(values.data(), v);
+    return v;
+  }
+  // NaN everywhere: what the op does not write stays NaN.
+  TensorView poisoned(const Shape& shape, DType dtype) {
+    return floats(shape,
+                  std::vector<float>(static_cast<size_t>(shape.numel()),
+                                     std::numeric_limits<float>::quiet_NaN()),
+                  dtype);
+  }
+  std::vector<float> read(const TensorView& v) {
+    std::vector<float> out(static_cast<size_t>(v.numel()));
+    backend_.download(v, out.data());
+    return out;
+  }
+  Backend& backend() { return backend_; }
+  DType storage() const { return backend_.storage_dtype(); }
+
+ private:
+  TensorView allocate(const Shape& shape, DType dtype) {
+    // 256-byte granularity keeps every view aligned as the backends expect.
+    const size_t bytes = (static_cast<size_t>(shape.numel()) * dtype_size(dtype) + 255) / 256 * 256;
+    buffers_.push_back(backend_.allocate(bytes > 0 ? bytes : 256));
+    return buffers_.back()->view(dtype, shape);
+  }
+  Backend& backend_;
+  std::vector<std::unique_ptr<Buffer>> buffers_;
+};
+
+std::vector<float> normal(int64_t n, uint64_t stream, double std = 1.0) {
+  std::vector<float> v(static_cast<size_t>(n));
+  fill_normal(v.data(), n, 0.0, std, /*seed=*/20261123, stream);
+  return v;
+}
+
+std::vector<int32_t> ids(int64_t n, int32_t below, uint64_t stream) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    v[size_t(i)] =
+        static_cast<int32_t>(random_bits(20261123, stream, uint64_t(i)) % uint64_t(below));
+  return v;
+}
+
+// One op, run on `arena`'s backend: uploads its inputs, runs, returns its outputs.
+using OpRun = std::function<Outputs(Arena&)>;
+
+struct OpCase {
+  std::string name;
+  OpRun run;
+};
+
+// ---- the cases: small shapes that still cover GQA, tied rows, ignored targets, documents ----
+
+constexpr int64_t kN = 24, kIn = 40, kOut = 36, kVocab = 50;
+constexpr int64_t kB = 2, kT = 12, kHq = 4, kHkv = 2, kHd = 16;
+
+std::vector<OpCase> all_cases() {
+  std::vector<OpCase> cases;
+  cases.push_back({"embedding_forward", [](Arena& a) {
+                     auto tokens = a.ints({kN}, ids(kN, kVocab, 1));
+                     auto table = a.stored({kVocab, kIn}, normal(kVocab * kIn, 2));
+                     auto out = a.poisoned({kN, kIn}, a.storage());
+                     a.backend().embedding_forward(tokens, table, out);
+                     return Outputs{{"out", a.read(out)}};
+                   }});
+  cases.push_back({"embedding_backward", [](Arena& a) {
+                     // Repeated ids: rows that several tokens add into.
+                     auto tokens = a.ints({kN}, ids(kN, 7, 3));
+                     auto dout = a.stored({kN, kIn}, normal(kN * kIn, 4));
+                     auto dtable = a.floats({kVocab, kIn}, normal(kVocab * kIn, 5), a.storage());
+                     a.backend().embedding_backward(tokens, dout, dtable);
+                     return Outputs{{"dtable", a.read(dtable)}};
+                   }});
+  cases.push_back({"linear_forward", [](Arena& a) {
+                     auto x = a.stored({kN, kIn}, normal(kN * kIn, 6));
+                     auto w = a.stored({kOut, kIn}, normal(kOut * kIn, 7, 0.2));
+                     auto y = a.poisoned({kN, kOut}, a.storage());
+                     a.backend().linear_forward(x, w, y);
+                     return Outputs{{"y", a.read(y)}};
+                   }});
+  for (bool accumulate : {false, true})
+    cases.push_back(
+        {accumulate ? "linear_backward_accumulate_dx" : "linear_backward", [accumulate](Arena& a) {
+           auto dy = a.stored({kN, kOut}, normal(kN * kOut, 8));
+           auto x = a.stored({kN, kIn}, normal(kN * kIn, 9));
+           auto w = a.stored({kOut, kIn}, normal(kOut * kIn, 10, 0.2));
+           auto dx = accumulate ? a.stored({kN, kIn}, normal(kN * kIn, 11))
+                                : a.poisoned({kN, kIn}, a.storage());
+           auto dw = a.floats({kOut, kIn}, normal(kOut * kIn, 12), a.storage());
+           a.backend().linear_backward(dy, x, w, &dx, accumulate, dw);
+           return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
+         }});
+  cases.push_back({"rmsnorm_forward", [](Arena& a) {
+                     auto x = a.stored({kN, kIn}, normal(kN * kIn, 13, 3.0));
+                     auto w = a.stored({kIn}, normal(kIn, 14));
+                     auto y = a.poisoned({kN, kIn}, a.storage());
+                     auto rstd = a.poisoned({kN}, DType::F32);
+                     a.backend().rmsnorm_forward(x, w, 1e-6f, y, rstd);
+                     return Outputs{{"y", a.read(y)}, {"rstd", a.read(rstd)}};
+                   }});
+  for (bool accumulate : {false, true})
+    cases.push_back({accumulate ? "rmsnorm_backward_accumulate_dx" : "rmsnorm_backward",
+                     [accumulate](Arena& a) {
+                       auto x = a.stored({kN, kIn}, normal(kN * kIn, 15, 3.0));
+                       auto w = a.stored({kIn}, normal(kIn, 16));
+                       auto y = a.poisoned({kN, kIn}, a.storage());
+                       auto rstd = a.poisoned({kN}, DType::F32);
+                       a.backend().rmsnorm_forward(x, w, 1e-6f, y, rstd);
+                       auto dy = a.stored({kN, kIn}, normal(kN * kIn, 17));
+                       auto dx = accumulate ? a.stored({kN, kIn}, normal(kN * kIn, 18))
+                                            : a.poisoned({kN, kIn}, a.storage());
+                       auto dw = a.floats({kIn}, normal(kIn, 19), a.storage());
+                       a.backend().rmsnorm_backward(dy, x, w, rstd, dx, accumulate, dw);
+                       return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
+                     }});
+  for (bool backward : {false, true})
+    cases.push_back({backward ? "rope_backward" : "rope_forward", [backward](Arena& a) {
+                       std::vector<int32_t> pos(kN);
+                       for (int64_t i = 0; i < kN; ++i)  // restarts, as at document starts
+                         pos[size_t(i)] = static_cast<int32_t>(i % 10 * 37);
+                       auto positions = a.ints({kN}, pos);
+                       auto x = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 20));
+                       auto y = a.poisoned({kN, kHq, kHd}, a.storage());
+                       if (backward)
+                         a.backend().rope_backward(x, positions, 1e6, y);
+                       else
+                         a.backend().rope_forward(x, positions, 1e4, y);
+                       return Outputs{{"y", a.read(y)}};
+                     }});
+  for (bool documents : {false, true})
+    cases.push_back({documents ? "attention_documents" : "attention", [documents](Arena& a) {
+                       const int64_t nq = kB * kT * kHq * kHd, nkv = kB * kT * kHkv * kHd;
+                       auto q = a.stored({kB, kT, kHq, kHd}, normal(nq, 21));
+                       auto k = a.stored({kB, kT, kHkv, kHd}, normal(nkv, 22));
+                       auto v = a.stored({kB, kT, kHkv, kHd}, normal(nkv, 23));
+                       std::vector<int32_t> doc(kB * kT);
+                       for (int64_t i = 0; i < kB * kT;
+                            ++i)  // documents of 5 tokens, and a last short one
+                         doc[size_t(i)] = static_cast<int32_t>(i % kT / 5);
+                       auto doc_ids = a.ints({kB, kT}, doc);
+                       const TensorView* mask = documents ? &doc_ids : nullptr;
+                       auto out = a.poisoned({kB, kT, kHq, kHd}, a.storage());
+                       auto lse = a.poisoned({kB, kHq, kT}, DType::F32);
+                       a.backend().attention_forward(q, k, v, mask, out, lse);
+                       auto dout = a.stored({kB, kT, kHq, kHd}, normal(nq, 24));
+                       auto dq = a.poisoned({kB, kT, kHq, kHd}, a.storage());
+                       auto dk = a.poisoned({kB, kT, kHkv, kHd}, a.storage());
+                       auto dv = a.poisoned({kB, kT, kHkv, kHd}, a.storage());
+                       a.backend().attention_backward(dout, q, k, v, out, lse, mask, dq, dk, dv);
+                       return Outputs{{"out", a.read(out)},
+                                      {"lse", a.read(lse)},
+                                      {"dq", a.read(dq)},
+                                      {"dk", a.read(dk)},
+                                      {"dv", a.read(dv)}};
+                     }});
+  cases.push_back(
+      {"swiglu", [](Arena& a) {
+         auto gate = a.stored({kN, kIn}, normal(kN * kIn, 25, 2.0));
+         auto up = a.stored({kN, kIn}, normal(kN * kIn, 26));
+         auto h = a.poisoned({kN, kIn}, a.storage());
+         a.backend().swiglu_forward(gate, up, h);
+         auto dh = a.stored({kN, kIn}, normal(kN * kIn, 27));
+         auto dgate = a.poisoned({kN, kIn}, a.storage());
+         auto dup = a.poisoned({kN, kIn}, a.storage());
+         a.backend().swiglu_backward(dh, gate, up, dgate, dup);
+         return Outputs{{"h", a.read(h)}, {"dgate", a.read(dgate)}, {"dup", a.read(dup)}};
+       }});
+  cases.push_back({"add", [](Arena& a) {
+                     auto x = a.stored({kN, kIn}, normal(kN * kIn, 28));
+                     auto y = a.stored({kN, kIn}, normal(kN * kIn, 29));
+                     auto out = a.poisoned({kN, kIn}, a.storage());
+                     a.backend().add(x, y, out);
+                     return Outputs{{"out", a.read(out)}};
+                   }});
+  cases.push_back(
+      {"cross_entropy", [](Arena& a) {
+         auto logits = a.stored({kN, kVocab}, normal(kN * kVocab, 30, 3.0));
+         std::vector<int32_t> t = ids(kN, kVocab, 31);
+         t[3] = t[17] = -100;  // ignored positions
+         auto targets = a.ints({kN}, t);
+         auto losses = a.poisoned({kN}, DType::F32);
+         auto lse = a.poisoned({kN}, DType::F32);
+         a.backend().cross_entropy_forward(logits, targets, -100, losses, lse);
+         auto dlogits = a.poisoned({kN, kVocab}, a.storage());
+         a.backend().cross_entropy_backward(logits, lse, targets, -100, 0.125f, dlogits);
+         return Outputs{
+             {"losses", a.read(losses)}, {"lse", a.read(lse)}, {"dlogits", a.read(dlogits)}};
+       }});
+  cases.push_back({"optimizer_ops", [](Arena& a) {
+                     const int64_t n = 1000;
+                     auto master = a.floats({n}, normal(n, 32));
+                     auto grad = a.stored({n}, normal(n, 33, 0.1));
+                     auto m = a.floats({n}, normal(n, 34, 0.01));
+                     std::vector<float> v_init = normal(n, 35, 0.001);
+                     for (float& x : v_init)
+                       x = x * x;  // second moments are not negative
+                     auto v = a.floats({n}, v_init);
+                     AdamWHyper hyper;
+                     hyper.lr = 1e-3;
+                     hyper.weight_decay = 0.1;
+                     hyper.grad_scale = 0.5;
+                     hyper.step = 7;
+                     a.backend().adamw_update(master, grad, m, v, hyper);
+                     auto weights = a.poisoned({n}, a.storage());
+                     a.backend().copy(master, weights);
+                     auto sum = a.floats({n}, normal(n, 36));
+                     a.backend().accumulate(grad, sum);
+                     const double squares = a.backend().sum_squares(grad);
+                     return Outputs{{"master", a.read(master)},
+                                    {"m", a.read(m)},
+                                    {"v", a.read(v)},
+                                    {"weights", a.read(weights)},
+                                    {"accumulated", a.read(sum)},
+                                    {"sum_squares", {static_cast<float>(squares)}}};
+                   }});
+  return cases;
+}
+
+// ‖a − b‖ / ‖a‖ (‖a − b‖ when a is zero).
+double normalised_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = double(a[i]) - double(b[i]);
+    diff += d * d;
+    norm += double(a[i]) * double(a[i]);
+  }
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+struct BackendUnderTest {
+  std::string name;
+  std::unique_ptr<Backend> backend;
+  double tolerance;  // normalised error allowed; 0: bit-identical
+};
+
+std::vector<BackendUnderTest> backends_under_test() {
+  std::vector<BackendUnderTest> out;
+  // The reference runs on one thread; the same code on two must give the same bits.
+  out.push_back({"cpu (2 threads)", make_cpu_backend(2), 0.0});
+  return out;
+}
+
+class BackendOps : public testing::TestWithParam<std::string> {};
+
+TEST_P(BackendOps, AgreesWithTheReference) {
+  const std::vector<OpCase> cases = all_cases();
+  const OpCase* op = nullptr;
+  for (const OpCase& c : cases)
+    if (c.name == GetParam()) op = &c;
+  ASSERT_NE(op, nullptr);
+
+  // The CPU backend sets OpenMP's thread count when it is made, for the whole process: each
+  // backend is made just before it runs, and the count is put back afterwards.
+  const int threads_before = omp_get_max_threads();
+  auto reference = make_cpu_backend(1);
+  Arena reference_arena(*reference);
+  const Outputs expected = op->run(reference_arena);
+  for (const auto& [name, values] : expected)
+    for (size_t i = 0; i < values.size(); ++i)
+      ASSERT_TRUE(std::isfinite(values[i])) << "reference " << name << "[" << i << "] unwritten";
+
+  for (BackendUnderTest& tested : backends_under_test()) {
+    Arena arena(*tested.backend);
+    const Outputs got = op->run(arena);
+    for (const auto& [name, values] : expected) {
+      const std::vector<float>& other = got.at(name);
+      ASSERT_EQ(other.size(), values.size());
+      for (size_t i = 0; i < other.size(); ++i)
+        ASSERT_TRUE(std::isfinite(other[i]))
+            << tested.name << ": " << GetParam() << " left " << name << "[" << i << "] unwritten";
+      const double error = normalised_error(values, other);
+      if (tested.tolerance == 0)
+        EXPECT_EQ(other, values) << tested.name << ": " << GetParam() << " output " << name
+                                 << " differs from the reference (normalised error " << error
+                                 << ")";
+      else
+        EXPECT_LE(error, tested.tolerance)
+            << tested.name << ": " << GetParam() << " output " << name;
+    }
+  }
+  omp_set_num_threads(threads_before);
+}
+
+std::vector<std::string> case_names() {
+  std::vector<std::string> names;
+  for (const OpCase& c : all_cases())
+    names.push_back(c.name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryOp, BackendOps, testing::ValuesIn(case_names()),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// The harness itself must catch what it is for: an op that leaves an element unwritten reads back
+// as NaN, and a changed value gives a non-zero error.
+TEST(BackendOpsHarness, PoisonShowsAndErrorsAreMeasured) {
+  auto backend = make_cpu_backend(1);
+  Arena arena(*backend);
+  auto untouched = arena.poisoned({5}, DType::F32);
+  for (float x : arena.read(untouched))
+    EXPECT_TRUE(std::isnan(x));
+  EXPECT_EQ(normalised_error({3, 4}, {3, 4}), 0.0);
+  EXPECT_NEAR(normalised_error({3, 4}, {3, 5}), 0.2, 1e-12);
+}
+
+}  // namespace
+}  // namespace qwen3
