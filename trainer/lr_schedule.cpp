@@ -26,6 +26,22 @@ DecayShape parse_decay_shape(const std::string& text) {
   throw_error(fmt::format("unknown decay shape '{}': choose linear or 1-sqrt", text));
 }
 
+const char* schedule_kind_name(ScheduleKind kind) {
+  switch (kind) {
+    case ScheduleKind::Constant:
+      return "constant";
+    case ScheduleKind::Cosine:
+      return "cosine";
+    case ScheduleKind::WarmupStableDecay:
+      return "wsd";
+  }
+  return "?";
+}
+
+const char* decay_shape_name(DecayShape shape) {
+  return shape == DecayShape::Linear ? "linear" : "1-sqrt";
+}
+
 void LrSchedule::validate(const std::string& where) const {
   const std::string at_where = where.empty() ? "" : where + ": ";
   QWEN3_CHECK(lr > 0 && std::isfinite(lr), "{}lr must be positive, got {}", at_where, lr);

@@ -35,5 +35,8 @@ struct LrSchedule {
 // "constant", "cosine", "wsd" / "linear", "1-sqrt"; throws listing the choices otherwise.
 ScheduleKind parse_schedule_kind(const std::string& text);
 DecayShape parse_decay_shape(const std::string& text);
+// The names those parse: what run files and logs say.
+const char* schedule_kind_name(ScheduleKind kind);
+const char* decay_shape_name(DecayShape shape);
 
 }  // namespace qwen3

@@ -45,14 +45,11 @@ void MetricsLog::append(const std::string& json_object) {
 
 double train_flops_per_token(const ModelConfig& config, int64_t seq_len) {
   const ParamLayout layout(config);
-  // Matrix-multiply weights: everything but the embedding lookup and the norms; the LM head
-  // counts even when tied, because its product is computed.
-  double matmul_weights = static_cast<double>(layout.non_embedding_parameters()) +
-                          static_cast<double>(config.vocab_size * config.hidden_size);
-  const double norms = static_cast<double>(config.num_hidden_layers) *
-                           (2.0 * config.hidden_size + 2.0 * config.head_dim) +
-                       config.hidden_size;
-  matmul_weights -= norms;
+  // Matrix-multiply weights: the linear layers, the LM head among them when untied; a tied head
+  // is the embedding, whose product is computed all the same. Not the lookup, not the norms.
+  double matmul_weights = layout.tied() ? double(layout[layout.embed_tokens()].numel()) : 0.0;
+  for (const ParamEntry& e : layout.entries())
+    if (e.kind == ParamKind::Linear) matmul_weights += double(e.numel());
   const double attention = 6.0 * config.num_hidden_layers * config.num_attention_heads *
                            config.head_dim * static_cast<double>(seq_len);
   return 6.0 * matmul_weights + attention;

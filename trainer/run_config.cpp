@@ -605,14 +605,10 @@ std::string dump_run_config(const RunConfig& run) {
     e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
     e << YAML::Key << "lr" << YAML::Value << number(s.lr);
     e << YAML::Key << "min_lr" << YAML::Value << number(s.min_lr);
-    e << YAML::Key << "schedule" << YAML::Value
-      << (s.kind == ScheduleKind::Constant ? "constant"
-          : s.kind == ScheduleKind::Cosine ? "cosine"
-                                           : "wsd");
+    e << YAML::Key << "schedule" << YAML::Value << schedule_kind_name(s.kind);
     e << YAML::Key << "warmup_steps" << YAML::Value << s.warmup_steps;
     e << YAML::Key << "decay_steps" << YAML::Value << s.decay_steps;
-    e << YAML::Key << "decay_shape" << YAML::Value
-      << (s.decay_shape == DecayShape::Linear ? "linear" : "1-sqrt");
+    e << YAML::Key << "decay_shape" << YAML::Value << decay_shape_name(s.decay_shape);
     e << YAML::Key << "beta1" << YAML::Value << number(a.beta1);
     e << YAML::Key << "beta2" << YAML::Value << number(a.beta2);
     e << YAML::Key << "eps" << YAML::Value << number(a.eps);

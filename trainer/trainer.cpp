@@ -29,18 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const char* schedule_name(const LrSchedule& s) {
-  switch (s.kind) {
-    case ScheduleKind::Constant:
-      return "constant";
-    case ScheduleKind::Cosine:
-      return "cosine";
-    case ScheduleKind::WarmupStableDecay:
-      return "wsd";
-  }
-  return "?";
-}
-
 class Run {
  public:
   Run(const RunConfig& run, Backend& backend, Communicator& comm, Communicator& host_comm,
@@ -242,7 +230,7 @@ bool Run::run_stage(size_t s) {
   state_.zero_stage = stage.zero_stage;
   state_.schedule =
       fmt::format("{} lr {} min_lr {} warmup {} decay {} over {} steps",
-                  schedule_name(stage.optimizer.schedule), stage.optimizer.schedule.lr,
+                  schedule_kind_name(stage.optimizer.schedule.kind), stage.optimizer.schedule.lr,
                   stage.optimizer.schedule.min_lr, stage.optimizer.schedule.warmup_steps,
                   stage.optimizer.schedule.decay_steps, stage.steps);
   state_.rope_theta = stage.rope_theta > 0 ? stage.rope_theta : run_.model_config.rope_theta;
@@ -296,7 +284,7 @@ bool Run::run_stage(size_t s) {
                   s + 1, run_.stages.size(), stage.name, stage.steps, stage.batch_tokens,
                   stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_,
                   accumulation, stage.micro_batch, state_.rope_theta, stage.zero_stage,
-                  schedule_name(stage.optimizer.schedule), optimizer_from));
+                  schedule_kind_name(stage.optimizer.schedule.kind), optimizer_from));
 
   int64_t remaining_after = 0;  // tokens of the stages after this one, for the ETA
   for (size_t later = s + 1; later < run_.stages.size(); ++later)
