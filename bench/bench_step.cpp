@@ -1,7 +1,9 @@
-// qwen3-bench-step: times one forward + backward step of the CPU backend. Driven by
-// bench/step_vs_pytorch.py, which runs PyTorch on the same model side by side.
+// qwen3-bench-step: times one forward + backward step on a backend (cpu, or cuda: the step ends
+// with a device synchronisation, inside the timing). Driven by bench/step_vs_pytorch.py, which
+// runs PyTorch on the same model side by side.
 //
 //   qwen3-bench-step --model M.yaml --batch B --seq T --threads N --iters K --warmup W
+//                    [--backend cpu|cuda]
 //
 // The last line of output is JSON: {"median_s": ..., "min_s": ..., "tokens": ...}.
 #include <algorithm>
@@ -12,10 +14,11 @@
 #include <vector>
 
 #include "core/model/qwen3_model.h"
+#include "core/ops/cuda_backend.h"
 #include "core/util/rng.h"
 
 int main(int argc, char** argv) {
-  std::string model_path;
+  std::string model_path, backend_name = "cpu";
   int64_t batch = 4, seq = 512, threads = 0, iters = 5, warmup = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
@@ -31,6 +34,8 @@ int main(int argc, char** argv) {
       iters = std::stoll(value);
     else if (key == "--warmup")
       warmup = std::stoll(value);
+    else if (key == "--backend")
+      backend_name = value;
     else {
       std::fprintf(stderr, "qwen3-bench-step: unknown argument '%s'\n", key.c_str());
       return 2;
@@ -39,13 +44,14 @@ int main(int argc, char** argv) {
   if (model_path.empty() || iters < 1) {
     std::fprintf(stderr,
                  "usage: qwen3-bench-step --model M.yaml [--batch B] [--seq T] "
-                 "[--threads N] [--iters K] [--warmup W]\n");
+                 "[--threads N] [--iters K] [--warmup W] [--backend cpu|cuda]\n");
     return 2;
   }
   try {
     using namespace qwen3;
     const ModelConfig config = load_model_config(model_path);
-    auto backend = make_cpu_backend(static_cast<int>(threads));
+    auto backend =
+        backend_name == "cuda" ? make_cuda_backend() : make_cpu_backend(static_cast<int>(threads));
     Qwen3Model model(config, *backend);
     model.init_weights(1234);
     Batch b;
@@ -62,6 +68,7 @@ int main(int argc, char** argv) {
       model.zero_grads();
       const LossSum loss = model.forward(b);
       model.backward(static_cast<float>(1.0 / double(loss.tokens)));
+      backend->synchronize();
       const double s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("step %lld: %.3f s, loss %.4f%s\n", static_cast<long long>(it), s, loss.mean(),

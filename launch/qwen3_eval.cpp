@@ -20,6 +20,7 @@
 #include "dataloader/eval_loader.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_environment.h"
+#include "trainer/compute_setup.h"
 #include "trainer/evaluate.h"
 
 namespace {
@@ -44,6 +45,7 @@ const char* const kUsage =
     "  --max-samples N       evaluate only the first N windows of each source (default: all)\n"
     "  --bucket-tokens N     width of the position buckets (default 4096; 0: none)\n"
     "  --rope-theta X        override the config's rope_theta\n"
+    "  --backend NAME        cuda (bf16, one GPU per rank; the default) or cpu (fp32)\n"
     "  --document-attention  restart positions and attention at document boundaries, as a\n"
     "                        stage with document_attention: true trains (default: off)\n";
 
@@ -65,6 +67,7 @@ struct Options {
   int64_t bucket_tokens = 4096;
   double rope_theta = 0.0;  // 0: the config's
   bool document_attention = false;
+  std::string backend = "cuda";
 };
 
 int64_t parse_int(const std::string& flag, const std::string& text, int64_t minimum) {
@@ -110,8 +113,8 @@ Options parse_options(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     static const std::vector<std::string> kFlags = {
-        "--checkpoint",  "--data",          "--seq-len",    "--micro-batch",       "--batch",
-        "--max-samples", "--bucket-tokens", "--rope-theta", "--document-attention"};
+        "--checkpoint",  "--data",          "--seq-len",    "--micro-batch",        "--batch",
+        "--max-samples", "--bucket-tokens", "--rope-theta", "--document-attention", "--backend"};
     if (flag == "--document-attention") {  // the one flag without a value
       o.document_attention = true;
       continue;
@@ -139,6 +142,11 @@ Options parse_options(const std::vector<std::string>& args) {
       o.bucket_tokens = parse_int(flag, value, 0);
     else if (flag == "--rope-theta")
       o.rope_theta = parse_positive(flag, value);
+    else if (flag == "--backend") {
+      if (value != "cuda" && value != "cpu")
+        throw UsageError("--backend must be cuda or cpu, got '" + value + "'");
+      o.backend = value;
+    }
   }
   if (o.checkpoint.empty()) throw UsageError("--checkpoint DIR is required");
   if (o.data.empty()) throw UsageError("at least one --data [NAME=]GLOB is required");
@@ -282,16 +290,17 @@ int run(const qwen3::MpiEnvironment& mpi, const std::vector<std::string>& args) 
     }
   }
 
-  auto backend = make_cpu_backend();
-  Qwen3Model model(config, *backend);
+  // Evaluation reduces only host scalars, so the gradient communicator is not used here.
+  ComputeSetup compute = make_compute_setup(o.backend, mpi.local_rank(), *comm);
+  Qwen3Model model(config, *compute.backend);
   load_hf_weights(model, o.checkpoint);
   if (printer)
     std::printf(
-        "qwen3-eval: %s (%s layers, vocab %s) on %d rank%s; windows of %s tokens, batches of "
-        "%s rows, micro-batches of %s\n",
+        "qwen3-eval: %s (%s layers, vocab %s) on %d rank%s (%s); windows of %s tokens, batches "
+        "of %s rows, micro-batches of %s\n",
         o.checkpoint.c_str(), with_commas(config.num_hidden_layers).c_str(),
         with_commas(config.vocab_size).c_str(), comm->size(), comm->size() > 1 ? "s" : "",
-        with_commas(seq_len).c_str(), with_commas(o.batch).c_str(),
+        compute.description.c_str(), with_commas(seq_len).c_str(), with_commas(o.batch).c_str(),
         with_commas(o.micro_batch).c_str());
 
   std::vector<EvalResult> results;

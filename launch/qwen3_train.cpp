@@ -16,6 +16,7 @@
 #include "core/util/error.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_environment.h"
+#include "trainer/compute_setup.h"
 #include "trainer/describe.h"
 #include "trainer/run_config.h"
 #include "trainer/stop_signal.h"
@@ -158,10 +159,13 @@ int main(int argc, char** argv) {
     }
 
     if (!run.checkpoint.save_on_signal) qwen3::restore_default_stop_signals();
-    auto backend = qwen3::make_cpu_backend();
+    qwen3::ComputeSetup compute = qwen3::make_compute_setup(run.backend, mpi.local_rank(), *world);
+    if (rank == 0) std::printf("%s: backend %s\n", kProgram, compute.description.c_str());
     qwen3::TrainerOptions options;
     options.stop_at_step = args.stop_at_step;
-    const qwen3::RunOutcome outcome = qwen3::run_training(run, *backend, *world, *world, options);
+    options.peak_flops_per_device = compute.peak_flops_per_device;
+    const qwen3::RunOutcome outcome =
+        qwen3::run_training(run, *compute.backend, compute.gradient_comm(*world), *world, options);
     if (outcome == qwen3::RunOutcome::Stopped && rank == 0)
       std::printf(
           "%s: stopped after writing a checkpoint; exit 0 so that a requeued job "

@@ -5,6 +5,7 @@
 #include <exception>
 #include <vector>
 
+#include "core/tensor/bf16.h"
 #include "parallel/mpi_check.h"
 
 namespace qwen3 {
@@ -13,28 +14,12 @@ namespace {
 
 // MPI has no bfloat16: bf16 travels as 16-bit words and is reduced by our own operations, which
 // widen to fp32, combine, and round to nearest even.
-float bf16_to_float(uint16_t h) {
-  const uint32_t bits = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-
-uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof(bits));
-  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu))  // NaN stays a quiet NaN
-    return static_cast<uint16_t>((bits >> 16) | 0x0040u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
 template <class Combine>
 void bf16_combine(void* in, void* inout, int* len, Combine combine) {
   const uint16_t* a = static_cast<const uint16_t*>(in);
   uint16_t* b = static_cast<uint16_t*>(inout);
   for (int i = 0; i < *len; ++i)
-    b[i] = float_to_bf16(combine(bf16_to_float(a[i]), bf16_to_float(b[i])));
+    b[i] = float_to_bf16_bits(combine(bf16_bits_to_float(a[i]), bf16_bits_to_float(b[i])));
 }
 
 void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {

@@ -58,6 +58,16 @@ NcclCommunicator::NcclCommunicator(MpiCommunicator& group)
   stream_ = state_->stream;
 }
 
+NcclCommunicator::NcclCommunicator() : state_(std::make_unique<State>()), rank_(0), size_(1) {
+  int device = 0;
+  QWEN3_CUDA_CHECK(cudaGetDevice(&device));
+  QWEN3_CUDA_CHECK(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking));
+  QWEN3_CUDA_CHECK(cudaMalloc(&state_->barrier_scratch, sizeof(float)));
+  QWEN3_CUDA_CHECK(cudaMemset(state_->barrier_scratch, 0, sizeof(float)));
+  QWEN3_NCCL_CHECK(ncclCommInitAll(&state_->comm, 1, &device));
+  stream_ = state_->stream;
+}
+
 NcclCommunicator::~NcclCommunicator() {
   // Destructors do not throw: failures here are ignored, the process is ending or moving on.
   if (state_->comm) ncclCommDestroy(state_->comm);

@@ -14,6 +14,8 @@ class NcclCommunicator final : public Communicator {
   // Collective over `group`: rank 0 of the group creates the NCCL unique id and broadcasts it over
   // MPI, then every rank joins on the current CUDA device (select_device_for_local_rank first).
   explicit NcclCommunicator(MpiCommunicator& group);
+  // One rank on the current CUDA device, without MPI (single-GPU tests and tools).
+  NcclCommunicator();
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;

@@ -109,7 +109,7 @@ void ZeroAdamW::zero_grad() {
 void ZeroAdamW::micro_batch_done() {
   if (options_.zero_stage != 2) return;
   const TensorView reduced = reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size});
-  comm_.reduce_scatter(grads_, reduced);
+  comm_.reduce_scatter(grads_, reduced, ReduceOp::Sum, backend_.stream());
   backend_.accumulate(reduced, grad_shard_->view(DType::F32, {shard_.shard_size}));
   backend_.fill_zero(grads_);
 }
@@ -126,10 +126,13 @@ TensorView ZeroAdamW::grads_for_update() const {
 }
 
 double ZeroAdamW::reduce_gradients() {
-  if (options_.zero_stage == 0) comm_.all_reduce(grads_);
+  // Collectives on device buffers are queued on the backend's stream, behind the backward pass
+  // that wrote the gradients (host communicators ignore the stream).
+  if (options_.zero_stage == 0) comm_.all_reduce(grads_, ReduceOp::Sum, backend_.stream());
   if (options_.zero_stage == 1)
     comm_.reduce_scatter(grads_,
-                         reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size}));
+                         reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size}),
+                         ReduceOp::Sum, backend_.stream());
   // Each rank sums the squares of its own shard; at stage 0 too, so that every rank adds the same
   // partial sums in the same order and agrees on the norm to the last bit.
   const TensorView grads = grads_for_update();
@@ -162,7 +165,7 @@ double ZeroAdamW::update(double lr, double grad_norm) {
   }
   const TensorView own_params = slice(params_, range_begin(), range_elements_);
   backend_.copy(master_all, own_params);
-  if (options_.zero_stage >= 1) comm_.all_gather(own_params, params_);
+  if (options_.zero_stage >= 1) comm_.all_gather(own_params, params_, backend_.stream());
   return clip;
 }
 

@@ -34,6 +34,6 @@ mpirun -np 2 --oversubscribe build/bin/qwen3-train configs/demo.yaml
 echo "== loss and LR curves: runs/demo/out/metrics.png; per-step metrics: runs/demo/out/metrics.jsonl"
 
 echo "== evaluating the final checkpoint (a Hugging Face model directory)"
-mpirun -np 2 --oversubscribe build/bin/qwen3-eval --checkpoint runs/demo/out/checkpoints/latest \
+mpirun -np 2 --oversubscribe build/bin/qwen3-eval --backend cpu --checkpoint runs/demo/out/checkpoints/latest \
   --data "text=$data/text/val-*.h5" --data "code=$data/code/val-*.h5" --seq-len 1024 \
   --micro-batch 2 --max-samples 32 --bucket-tokens 256

@@ -20,7 +20,7 @@ namespace {
 
 // What the YAML says, before cross-field checks turn it into the typed structs of the header.
 struct RunFields {
-  std::string name, model, init_from, output_dir;
+  std::string name, model, init_from, output_dir, backend;
   int64_t seed = 0, log_interval = 0, max_nonfinite_steps = 0;
   YAML::Node checkpoint, stages;
 };
@@ -71,6 +71,9 @@ const OptionSchema<RunFields>& run_schema() {
         .required("output_dir", &F::output_dir,
                   "checkpoints/, metrics.jsonl and run_config.yaml go here; a run resumes from "
                   "the newest valid checkpoint in it")
+        .optional("backend", &F::backend, std::string("cuda"),
+                  "cuda: bf16 on one GPU per rank, NCCL between ranks; cpu: the fp32 reference "
+                  "backend (tests, demos, machines without a GPU)")
         .optional("seed", &F::seed, int64_t{1234}, "weight initialisation and sample order")
         .optional("log_interval", &F::log_interval, int64_t{10},
                   "steps between progress lines (metrics.jsonl gets every step)")
@@ -513,6 +516,9 @@ RunConfig parse_document(YAML::Node root, const std::string& file,
                           "for a later stage, run the earlier one first");
   run.output_dir = expand_environment(f.output_dir, fail, "output_dir");
   if (run.output_dir.empty()) fail("output_dir", "must not be empty");
+  if (f.backend != "cuda" && f.backend != "cpu")
+    fail("backend", "must be cuda or cpu, got '" + f.backend + "'");
+  run.backend = f.backend;
   if (f.seed < 0) fail("seed", "must not be negative");
   run.seed = static_cast<uint64_t>(f.seed);
   run.log_interval = f.log_interval;
@@ -565,6 +571,7 @@ std::string dump_run_config(const RunConfig& run) {
   e << YAML::Key << "model" << YAML::Value << run.model;
   e << YAML::Key << "init_from" << YAML::Value << run.init_from;
   e << YAML::Key << "output_dir" << YAML::Value << run.output_dir;
+  e << YAML::Key << "backend" << YAML::Value << run.backend;
   e << YAML::Key << "seed" << YAML::Value << run.seed;
   e << YAML::Key << "log_interval" << YAML::Value << run.log_interval;
   e << YAML::Key << "max_nonfinite_steps" << YAML::Value << run.max_nonfinite_steps;

@@ -75,6 +75,7 @@ struct RunConfig {
   std::string model;      // a model YAML, or a Hugging Face model directory
   std::string init_from;  // "" or a model/checkpoint directory whose weights start the run
   std::string output_dir;
+  std::string backend = "cuda";  // "cuda" (bf16 on one GPU per rank) or "cpu" (fp32 reference)
   uint64_t seed = 0;
   int64_t log_interval = 1;
   int64_t max_nonfinite_steps = 0;  // consecutive skipped steps tolerated before aborting

@@ -23,6 +23,12 @@ std::string no_device_reason() {
   return count == 0 ? "the CUDA runtime reports 0 devices" : "";
 }
 
+double peak_bf16_flops(const DeviceInfo& info) {
+  if (info.compute_major == 9 && info.compute_minor == 0) return 989.4e12;
+  if (info.compute_major == 8 && info.compute_minor == 0) return 312e12;
+  return 0.0;
+}
+
 DeviceInfo query_device(int index) {
   cudaDeviceProp prop{};
   QWEN3_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));

@@ -125,24 +125,6 @@ struct DuplicateKeyFinder {
 
 }  // namespace
 
-uint16_t float_to_bf16_bits(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu))  // NaN: keep it a quiet NaN
-    return static_cast<uint16_t>((bits >> 16) | 0x0040u);
-  // Adding 0x7fff plus the lowest kept bit rounds to nearest, ties to even; a carry into the
-  // exponent is the correct rounding up (to infinity at the top of the range).
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-float bf16_bits_to_float(uint16_t bits) {
-  const uint32_t wide = uint32_t(bits) << 16;
-  float value;
-  std::memcpy(&value, &wide, sizeof value);
-  return value;
-}
-
 float f16_bits_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
   uint32_t exponent = (h >> 10) & 0x1fu;

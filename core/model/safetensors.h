@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor/bf16.h"
 #include "core/tensor/tensor.h"
 
 namespace qwen3 {
@@ -81,9 +82,6 @@ class SafetensorsReader {
   std::map<std::string, std::string> metadata_;
 };
 
-// bf16 <-> fp32. To bf16: round to nearest even; NaN stays a (quiet) NaN.
-uint16_t float_to_bf16_bits(float value);
-float bf16_bits_to_float(uint16_t bits);
 // IEEE half to fp32, subnormals, infinities and NaN included.
 float f16_bits_to_float(uint16_t bits);
 

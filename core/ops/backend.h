@@ -2,7 +2,7 @@
 // The op interface every backend implements. The model is written once against it.
 //
 //  * CPU (cpu_backend.cpp): fp32 storage and arithmetic, OpenMP + BLAS. The reference.
-//  * CUDA (later): bf16 storage for weights and activations, fp32 accumulation.
+//  * CUDA (cuda_backend.h): bf16 storage for weights and activations, fp32 accumulation.
 //
 // Public methods check devices, dtypes and shapes once, here, for every backend, then call the
 // backend's *_impl. Activations and weights use storage_dtype(); per-row statistics (rstd, lse,
@@ -48,6 +48,9 @@ class Backend {
   void download(const TensorView& src, void* host);
   void fill_zero(const TensorView& dst);
   virtual void synchronize() = 0;
+  // The stream ops are queued on (a cudaStream_t), so that collectives on device buffers can be
+  // queued behind them; null for host backends.
+  virtual void* stream() const { return nullptr; }
 
   // tokens[N] i32, table[V, d] -> out[N, d]
   void embedding_forward(const TensorView& tokens, const TensorView& table, const TensorView& out);

@@ -183,16 +183,8 @@ class CpuBackend final : public Backend {
   }
   void adamw_update_impl(const TensorView& master, const TensorView& grad, const TensorView& m,
                          const TensorView& v, const AdamWHyper& h) override {
-    cpu::AdamWKernelArgs args;
-    args.decay_factor = static_cast<float>(1.0 - h.lr * h.weight_decay);
-    args.one_minus_beta1 = static_cast<float>(1.0 - h.beta1);
-    args.beta2 = static_cast<float>(h.beta2);
-    args.one_minus_beta2 = static_cast<float>(1.0 - h.beta2);
-    const double step = static_cast<double>(h.step);
-    args.step_size = static_cast<float>(h.lr / (1.0 - std::pow(h.beta1, step)));
-    args.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, step)));
-    args.eps = static_cast<float>(h.eps);
-    args.grad_scale = static_cast<float>(h.grad_scale);
+    const AdamWKernelArgs args =
+        make_adamw_args(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.grad_scale, h.step);
     cpu::adamw_update(f32_mut(master), f32(grad), f32_mut(m), f32_mut(v), master.numel(), args);
   }
 

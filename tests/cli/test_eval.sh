@@ -50,7 +50,7 @@ check() {
   local name=$1 expected_status=$2 expected=$3
   shift 3
   local err status
-  err=$("$eval_exe" "$@" 2>&1 >/dev/null)
+  err=$("$eval_exe" --backend cpu "$@" 2>&1 >/dev/null)
   status=$?
   if [[ $status -ne $expected_status ]]; then
     fail "$name: exit status $status, expected $expected_status: $err"
@@ -65,7 +65,7 @@ common=(--checkpoint "$dir/model" --data "$dir/data/val-*.h5" --data "train=$dir
 
 if [[ $mode == single ]]; then
   out=$dir/single.txt
-  if ! "$eval_exe" "${common[@]}" --seq-len 64 --bucket-tokens 16 --micro-batch 3 \
+  if ! "$eval_exe" --backend cpu "${common[@]}" --seq-len 64 --bucket-tokens 16 --micro-batch 3 \
       --max-samples 13 >"$out" 2>"$dir/single.err"; then
     fail "evaluation: $(cat "$dir/single.err")"
   fi
@@ -91,7 +91,7 @@ if [[ $mode == single ]]; then
   # Defaults: windows of max_position_embeddings (256 for the tiny model, under 4096), and one
   # bucket of 4096 positions covers them, so no breakdown is printed.
   out=$dir/defaults.txt
-  "$eval_exe" --checkpoint "$dir/model" --data "$dir/data/val-*.h5" --max-samples 2 >"$out" 2>&1 ||
+  "$eval_exe" --backend cpu --checkpoint "$dir/model" --data "$dir/data/val-*.h5" --max-samples 2 >"$out" 2>&1 ||
     fail "evaluation with defaults: $(cat "$out")"
   json_check "$out" 'j["seq_len"] == 256' 'len(j["sources"]["data"]["buckets"]) == 1' \
       'j["sources"]["data"]["buckets"][0]["end"] == 256' && echo "ok   defaults: seq_len 256" ||
@@ -100,8 +100,8 @@ if [[ $mode == single ]]; then
 
   # --rope-theta reaches the model: another theta, another loss on the same windows.
   short=(--checkpoint "$dir/model" --data "$dir/data/val-*.h5" --seq-len 64 --max-samples 2)
-  "$eval_exe" "${short[@]}" >"$dir/theta_default.txt" 2>&1 &&
-    "$eval_exe" "${short[@]}" --rope-theta 10 >"$dir/theta_10.txt" 2>&1 ||
+  "$eval_exe" --backend cpu "${short[@]}" >"$dir/theta_default.txt" 2>&1 &&
+    "$eval_exe" --backend cpu "${short[@]}" --rope-theta 10 >"$dir/theta_10.txt" 2>&1 ||
     fail "--rope-theta run: $(cat "$dir/theta_10.txt")"
   loss_default=$(tail -1 "$dir/theta_default.txt" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
   loss_10=$(tail -1 "$dir/theta_10.txt" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
@@ -119,6 +119,7 @@ if [[ $mode == single ]]; then
   check missing_checkpoint 2 "--checkpoint DIR is required" --data "$dir/data/val-*.h5"
   check missing_data 2 "at least one --data" --checkpoint "$dir/model"
   check unknown_option 2 "unknown option '--seqlen'" "${common[@]}" --seqlen 64
+  check bad_backend 2 "--backend must be cuda or cpu, got 'tpu'" "${common[@]}" --backend tpu
   check same_names 2 "two --data sources are named 'data'" \
     --checkpoint "$dir/model" --data "$dir/data/val-*.h5" --data "$dir/data/train-*.h5"
   check not_hf_dir 1 "--checkpoint '$dir/data' is not a Hugging Face model directory" \
@@ -128,8 +129,8 @@ if [[ $mode == single ]]; then
 else
   one=$dir/np1.txt two=$dir/np2.txt
   args=("${common[@]}" --seq-len 32 --bucket-tokens 8 --micro-batch 2 --max-samples 11)
-  "$eval_exe" "${args[@]}" >"$one" 2>"$dir/np1.err" || fail "1 rank: $(cat "$dir/np1.err")"
-  timeout 120 "$mpiexec" -n 2 --oversubscribe "$eval_exe" "${args[@]}" >"$two" 2>"$dir/np2.err" ||
+  "$eval_exe" --backend cpu "${args[@]}" >"$one" 2>"$dir/np1.err" || fail "1 rank: $(cat "$dir/np1.err")"
+  timeout 120 "$mpiexec" -n 2 --oversubscribe "$eval_exe" --backend cpu "${args[@]}" >"$two" 2>"$dir/np2.err" ||
     fail "2 ranks: $(cat "$dir/np2.err")"
   # 2 ranks: global batches of 4 rows against 2 on one rank; 11 windows pad the last batch.
   if "$python" - "$one" "$two" <<'EOF'; then
@@ -159,14 +160,14 @@ EOF
   fi
   [[ $(grep -c '^{' "$two") -eq 1 && $(grep -c '^source ' "$two") -eq 1 ]] &&
     echo "ok   only rank 0 prints" || fail "2 ranks printed: $(cat "$two")"
-  err=$(timeout 120 "$mpiexec" -n 2 --oversubscribe "$eval_exe" "${common[@]}" --batch 3 2>&1)
+  err=$(timeout 120 "$mpiexec" -n 2 --oversubscribe "$eval_exe" --backend cpu "${common[@]}" --batch 3 2>&1)
   status=$?
   if [[ $status -eq 0 || $status -eq 124 ]] || ! grep -q -- "--batch 3 does not split evenly over 2 ranks" <<<"$err"; then
     fail "--batch 3 on 2 ranks: status $status: $err"
   else
     echo "ok   --batch 3 on 2 ranks refused"
   fi
-  err=$(timeout 120 "$mpiexec" -n 2 --oversubscribe "$eval_exe" --checkpoint "$dir/model" \
+  err=$(timeout 120 "$mpiexec" -n 2 --oversubscribe "$eval_exe" --backend cpu --checkpoint "$dir/model" \
         --data "$dir/data/none-*.h5" --seq-len 32 2>&1)
   status=$?
   if [[ $status -eq 0 || $status -eq 124 ]] || ! grep -q "matches no files" <<<"$err"; then

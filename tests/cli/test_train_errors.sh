@@ -39,6 +39,11 @@ expect_error too_long 1 's/seq_len: 256/seq_len: 512/; s/batch_tokens: 3072/batc
 expect_error no_files 1 '0,/train-\*/s//nothing-*/' "key 'stages.0.train_data.0.path' '.*nothing-\*.h5' matches no files"
 expect_error two_budgets 1 's/^    steps: 8$/    steps: 8\n    tokens: 30000/' "stages.2.(steps|tokens)' give exactly one positive budget"
 expect_error missing_key 1 '/^output_dir:/d' "key 'output_dir' is required in the run but missing"
+expect_error bad_backend 1 's/^backend: cpu.*/backend: gpu/' "bad_backend.yaml:[0-9]+:[0-9]+: key 'backend' must be cuda or cpu, got 'gpu'"
+# Where no GPU can be used, the CUDA backend is refused with the reason and the way out.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_error no_gpu 1 's/^backend: cpu.*/backend: cuda/' "backend cuda cannot start: .*Set backend: cpu"
+fi
 expect_error bad_schedule 1 's/schedule: constant/schedule: linear/' "key 'stages.2.optimizer.schedule' unknown schedule 'linear'"
 expect_error bad_decay 1 's/carry_state: false/carry_state: false, no_decay: [norms]/' \
   "key 'stages.2.optimizer.no_decay'.*norms"

@@ -13,7 +13,7 @@ write_run "$WORK/run.yaml" "$WORK/data" "$WORK/out"
 mpi 2 "$WORK/train.log" "$WORK/run.yaml" --set stages.0.steps=8 --set stages.1.steps=6 --set stages.2.steps=2
 [[ $status -eq 0 ]] || { fail "training: status $status"; cat "$WORK/train.log"; finish; }
 checkpoint=$WORK/out/checkpoints/latest
-timeout 300 "$BIN/qwen3-eval" --checkpoint "$checkpoint" --data "val=$WORK/data/shards/val-*.h5" \
+timeout 300 "$BIN/qwen3-eval" --backend cpu --checkpoint "$checkpoint" --data "val=$WORK/data/shards/val-*.h5" \
   --seq-len 256 --max-samples 6 --micro-batch 2 --bucket-tokens 0 >"$WORK/eval.txt" 2>&1 ||
   { fail "qwen3-eval: status $?"; cat "$WORK/eval.txt"; finish; }
 "$PYTHON" "$SRC/tests/python/check_trained_checkpoint.py" --checkpoint "$checkpoint" \
@@ -22,7 +22,7 @@ timeout 300 "$BIN/qwen3-eval" --checkpoint "$checkpoint" --data "val=$WORK/data/
 status=$?
 [[ $status -eq 0 ]] || exit $status
 
-timeout 300 "$BIN/qwen3-eval" --checkpoint "$WORK/with_head" --data "val=$WORK/data/shards/val-*.h5" \
+timeout 300 "$BIN/qwen3-eval" --backend cpu --checkpoint "$WORK/with_head" --data "val=$WORK/data/shards/val-*.h5" \
   --seq-len 256 --max-samples 6 --micro-batch 2 --bucket-tokens 0 >"$WORK/eval_head.txt" 2>&1
 loss=$(tail -1 "$WORK/eval.txt" | grep -o '"loss":[^,]*' | head -1)
 [[ -n $loss && $(tail -1 "$WORK/eval_head.txt" | grep -o '"loss":[^,]*' | head -1) == "$loss" ]] &&

@@ -85,6 +85,7 @@ stages:
     micro_batch: 1
     zero_stage: 2
     optimizer: {lr: 1.0e-3, min_lr: 1.0e-4, schedule: constant, carry_state: false}
+backend: cpu  # last, so that the line numbers the error tests expect stay put
 YAML
 }
 

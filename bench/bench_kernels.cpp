@@ -1,0 +1,225 @@
+// qwen3-bench-kernels: every op of the CUDA backend at Qwen3-0.6B's shapes, timed against its
+// roofline, one line per op in a Markdown table (docs/kernels.md holds the latest). The roofline
+// is the time the op's unavoidable traffic (bytes over the memory bandwidth) or arithmetic (FLOPs
+// over the bf16 tensor-core peak) takes; the last column is roofline / measured.
+//
+//   qwen3-bench-kernels [--tokens N] [--seq T] [--iters K]
+//
+// Without a GPU it says why and exits 77 (nothing to measure).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/cuda/device.h"
+#include "core/ops/cuda_backend.h"
+#include "core/util/rng.h"
+
+namespace {
+
+using namespace qwen3;
+
+struct Peaks {
+  double bytes_per_s = 0, flops = 0;
+};
+
+// HBM bandwidth from the datasheets where the runtime no longer reports the memory clock.
+Peaks device_peaks(const cuda::DeviceInfo& info) {
+  Peaks p;
+  p.flops = cuda::peak_bf16_flops(info);
+  if (info.memory_clock_khz > 0)  // double data rate
+    p.bytes_per_s = 2.0 * info.memory_clock_khz * 1e3 * info.memory_bus_bits / 8.0;
+  else if (info.name.find("H200") != std::string::npos)
+    p.bytes_per_s = 4.8e12;
+  else if (info.name.find("H100") != std::string::npos)
+    p.bytes_per_s = 3.35e12;
+  else if (info.name.find("A100") != std::string::npos)
+    p.bytes_per_s = 2.039e12;
+  return p;
+}
+
+class Bench {
+ public:
+  Bench(Backend& backend, const Peaks& peaks, int iters)
+      : backend_(backend), peaks_(peaks), iters_(iters) {
+    std::printf("| op | shape | time (µs) | bound | roofline (µs) | of roofline |\n");
+    std::printf("|---|---|---:|---|---:|---:|\n");
+  }
+
+  TensorView tensor(DType dtype, Shape shape, double std = 1.0, uint64_t stream = 0) {
+    buffers_.push_back(backend_.allocate(size_t(shape.numel()) * dtype_size(dtype) + 256));
+    TensorView v = buffers_.back()->view(dtype, shape);
+    std::vector<float> values(size_t(shape.numel()));
+    fill_normal(values.data(), shape.numel(), 0.0, std, 99, stream);
+    if (dtype == DType::I32) {
+      std::vector<int32_t> ids(values.size());
+      for (size_t i = 0; i < ids.size(); ++i)
+        ids[i] = static_cast<int32_t>(random_bits(99, stream, i) % 1000);
+      backend_.upload(ids.data(), v);
+    } else {
+      backend_.upload(values.data(), v);
+    }
+    return v;
+  }
+
+  // `bytes` or `flops` (one of them non-zero) define the roofline.
+  void time(const std::string& op, const std::string& shape, double bytes, double flops,
+            const std::function<void()>& run) {
+    run();  // warm-up: GEMM plans, scratch growth, clocks
+    backend_.synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters_; ++i)
+      run();
+    backend_.synchronize();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iters_;
+    const bool compute = flops > 0;
+    const double peak = compute ? peaks_.flops : peaks_.bytes_per_s;
+    const double roofline = peak > 0 ? (compute ? flops : bytes) / peak : 0.0;
+    std::printf(
+        "| %s | %s | %.1f | %s | %s | %s |\n", op.c_str(), shape.c_str(), seconds * 1e6,
+        compute ? "compute" : "memory",
+        roofline > 0 ? std::to_string(roofline * 1e6).substr(0, 7).c_str() : "n/a",
+        roofline > 0 ? (std::to_string(int(100 * roofline / seconds + 0.5)) + "%").c_str() : "n/a");
+    std::fflush(stdout);
+  }
+
+ private:
+  Backend& backend_;
+  Peaks peaks_;
+  int iters_;
+  std::vector<std::unique_ptr<Buffer>> buffers_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t tokens = 8192, seq = 4096, iters = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i];
+    const int64_t value = std::stoll(argv[i + 1]);
+    if (key == "--tokens")
+      tokens = value;
+    else if (key == "--seq")
+      seq = value;
+    else if (key == "--iters")
+      iters = value;
+    else {
+      std::fprintf(stderr, "usage: qwen3-bench-kernels [--tokens N] [--seq T] [--iters K]\n");
+      return 2;
+    }
+  }
+  std::string reason;
+  if (!cuda_backend_available(&reason)) {
+    std::printf("qwen3-bench-kernels: nothing to measure: %s\n", reason.c_str());
+    return 77;
+  }
+  try {
+    auto backend = make_cuda_backend(0);
+    const cuda::DeviceInfo info = cuda::query_device(0);
+    const Peaks peaks = device_peaks(info);
+    std::printf("%s: bf16 peak %.0f TFLOP/s, memory %.2f TB/s; %lld tokens, sequences of %lld\n\n",
+                info.name.c_str(), peaks.flops / 1e12, peaks.bytes_per_s / 1e12,
+                static_cast<long long>(tokens), static_cast<long long>(seq));
+    Bench b(*backend, peaks, static_cast<int>(iters));
+    Backend& be = *backend;
+    // Qwen3-0.6B.
+    const int64_t n = tokens, d = 1024, hq = 16, hkv = 8, hd = 128, inter = 3072, vocab = 151936;
+    const int64_t batch = std::max<int64_t>(1, n / seq);
+    const DType bf = DType::BF16;
+    const std::string nd = std::to_string(n) + "×" + std::to_string(d);
+
+    auto tokens_v = b.tensor(DType::I32, {n}, 1, 1);
+    auto table = b.tensor(bf, {vocab, d}, 0.02, 2);
+    auto x = b.tensor(bf, {n, d}, 1, 3), y = b.tensor(bf, {n, d}, 1, 4);
+    b.time("embedding_forward", nd, 4.0 * n * d, 0,
+           [&] { be.embedding_forward(tokens_v, table, x); });
+    b.time("embedding_backward", nd, 6.0 * n * d, 0,
+           [&] { be.embedding_backward(tokens_v, x, table); });
+
+    auto norm_w = b.tensor(bf, {d}, 1, 5), rstd = b.tensor(DType::F32, {n}, 1, 6);
+    b.time("rmsnorm_forward", nd, 4.0 * n * d, 0,
+           [&] { be.rmsnorm_forward(x, norm_w, 1e-6f, y, rstd); });
+    auto dw_norm = b.tensor(bf, {d}, 1, 7), dx = b.tensor(bf, {n, d}, 1, 8);
+    b.time("rmsnorm_backward", nd, 6.0 * n * d, 0,
+           [&] { be.rmsnorm_backward(y, x, norm_w, rstd, dx, false, dw_norm); });
+    b.time("add", nd, 6.0 * n * d, 0, [&] { be.add(x, y, dx); });
+
+    auto wq = b.tensor(bf, {hq * hd, d}, 0.02, 9), q = b.tensor(bf, {n, hq * hd}, 1, 10);
+    const double q_flops = 2.0 * n * d * hq * hd;
+    b.time("linear_forward (q_proj)", nd + "→" + std::to_string(hq * hd), 0, q_flops,
+           [&] { be.linear_forward(x, wq, q); });
+    auto dwq = b.tensor(bf, {hq * hd, d}, 0.02, 11);
+    b.time("linear_backward (q_proj)", nd + "→" + std::to_string(hq * hd), 0, 2 * q_flops,
+           [&] { be.linear_backward(q, x, wq, &dx, false, dwq); });
+    auto w_up = b.tensor(bf, {inter, d}, 0.02, 12), gate = b.tensor(bf, {n, inter}, 1, 13),
+         up = b.tensor(bf, {n, inter}, 1, 14), h = b.tensor(bf, {n, inter}, 1, 15);
+    const double mlp_flops = 2.0 * n * d * inter;
+    b.time("linear_forward (gate_proj)", nd + "→" + std::to_string(inter), 0, mlp_flops,
+           [&] { be.linear_forward(x, w_up, gate); });
+    auto w_down = b.tensor(bf, {d, inter}, 0.02, 16), dw_down = b.tensor(bf, {d, inter}, 0.02, 17);
+    b.time("linear_forward (down_proj)", std::to_string(n) + "×" + std::to_string(inter) + "→1024",
+           0, mlp_flops, [&] { be.linear_forward(h, w_down, y); });
+    auto dh = b.tensor(bf, {n, inter}, 1, 18);
+    b.time("linear_backward (down_proj)", std::to_string(n) + "×" + std::to_string(inter) + "→1024",
+           0, 2 * mlp_flops, [&] { be.linear_backward(y, h, w_down, &dh, false, dw_down); });
+    const double ni = double(n) * inter;
+    b.time("swiglu_forward", std::to_string(n) + "×" + std::to_string(inter), 6.0 * ni, 0,
+           [&] { be.swiglu_forward(gate, up, h); });
+    b.time("swiglu_backward", std::to_string(n) + "×" + std::to_string(inter), 10.0 * ni, 0,
+           [&] { be.swiglu_backward(h, gate, up, dh, h); });
+
+    auto positions = b.tensor(DType::I32, {n}, 1, 19);
+    const TensorView q3 = q.reshaped({n, hq, hd});
+    b.time("rope_forward (q)", std::to_string(n) + "×16×128", 4.0 * n * hq * hd, 0,
+           [&] { be.rope_forward(q3, positions, 1e6, q3); });
+
+    const Shape qs{batch, seq, hq, hd}, ks{batch, seq, hkv, hd};
+    auto aq = b.tensor(bf, qs, 1, 20), ak = b.tensor(bf, ks, 1, 21), av = b.tensor(bf, ks, 1, 22);
+    auto ao = b.tensor(bf, qs, 1, 23), alse = b.tensor(DType::F32, {batch, hq, seq}, 1, 24);
+    // Causal: half of the T×T scores; 2 GEMMs of 2·T·T·hd FLOPs each per head.
+    const double attn_flops = 4.0 * batch * hq * double(seq) * double(seq) * hd / 2;
+    const std::string attn_shape =
+        std::to_string(batch) + "×" + std::to_string(seq) + ", 16/8 heads";
+    b.time("attention_forward", attn_shape, 0, attn_flops,
+           [&] { be.attention_forward(aq, ak, av, nullptr, ao, alse); });
+    auto adq = b.tensor(bf, qs, 1, 25), adk = b.tensor(bf, ks, 1, 26),
+         adv = b.tensor(bf, ks, 1, 27);
+    // Backward: 5 GEMMs of the forward's size (recomputing S, dV, dP, dQ, dK): 2.5× the FLOPs.
+    b.time("attention_backward", attn_shape, 0, 2.5 * attn_flops,
+           [&] { be.attention_backward(ao, aq, ak, av, ao, alse, nullptr, adq, adk, adv); });
+
+    const int64_t ce_rows = std::min<int64_t>(n, 4096);
+    auto logits = b.tensor(bf, {ce_rows, vocab}, 2, 28);
+    auto targets = b.tensor(DType::I32, {ce_rows}, 1, 29);
+    auto losses = b.tensor(DType::F32, {ce_rows}, 1, 30),
+         lse = b.tensor(DType::F32, {ce_rows}, 1, 31);
+    const double logit_bytes = 2.0 * ce_rows * vocab;
+    const std::string ce_shape = std::to_string(ce_rows) + "×151936";
+    b.time("cross_entropy_forward", ce_shape, logit_bytes, 0,
+           [&] { be.cross_entropy_forward(logits, targets, -100, losses, lse); });
+    b.time("cross_entropy_backward", ce_shape, 2 * logit_bytes, 0,
+           [&] { be.cross_entropy_backward(logits, lse, targets, -100, 1e-4f, logits); });
+
+    // One rank's ZeRO shard of the 0.6B model's flat buffers over 8 ranks: 75M elements.
+    const int64_t shard = 75'000'000;
+    auto master = b.tensor(DType::F32, {shard}, 1, 32), m = b.tensor(DType::F32, {shard}, 0.01, 33),
+         grad = b.tensor(bf, {shard}, 0.01, 35), weights = b.tensor(bf, {shard}, 1, 36);
+    // Second moments must not be negative: start them at zero.
+    auto v = b.tensor(DType::F32, {shard}, 0.0, 34);
+    AdamWHyper hyper;
+    hyper.lr = 1e-4;
+    hyper.weight_decay = 0.1;
+    b.time("adamw_update", "75M", 26.0 * shard, 0,
+           [&] { be.adamw_update(master, grad, m, v, hyper); });
+    b.time("sum_squares", "75M bf16", 2.0 * shard, 0, [&] { be.sum_squares(grad); });
+    b.time("copy fp32→bf16", "75M", 6.0 * shard, 0, [&] { be.copy(master, weights); });
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qwen3-bench-kernels: error: %s\n", e.what());
+    return 1;
+  }
+}

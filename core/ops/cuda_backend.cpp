@@ -1,0 +1,341 @@
+// The CUDA backend: checked calls into core/kernels/cuda, all queued on one stream.
+#include "core/ops/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <vector>
+
+#include "core/cuda/check.h"
+#include "core/cuda/device.h"
+#include "core/kernels/cuda/attention.h"
+#include "core/kernels/cuda/cross_entropy.h"
+#include "core/kernels/cuda/elementwise.h"
+#include "core/kernels/cuda/embedding.h"
+#include "core/kernels/cuda/gemm.h"
+#include "core/kernels/cuda/id_check.h"
+#include "core/kernels/cuda/optimizer.h"
+#include "core/kernels/cuda/rmsnorm.h"
+#include "core/kernels/cuda/rope.h"
+#include "core/kernels/cuda/swiglu.h"
+#include "core/tensor/bf16.h"
+#include "core/util/error.h"
+
+namespace qwen3 {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+class DeviceBuffer final : public Buffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    if (bytes == 0) return;
+    const cudaError_t status = cudaMalloc(&data_, bytes);
+    if (status != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky error before asking how much memory is free
+      size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      throw_error(fmt::format(
+          "cannot allocate {:.2f} GiB of GPU memory ({:.2f} of {:.2f} GiB free): {}. Lower "
+          "micro_batch or seq_len, or use more ranks with a higher zero_stage.",
+          double(bytes) / (1 << 30), double(free_bytes) / (1 << 30),
+          double(total_bytes) / (1 << 30), cudaGetErrorString(status)));
+    }
+  }
+  ~DeviceBuffer() override {
+    if (data_) cudaFree(data_);  // destructors must not throw
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* data() override { return data_; }
+  size_t bytes() const override { return bytes_; }
+  Device device() const override { return Device::CUDA; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+const bf16* bf(const TensorView& t) {
+  return t.as<const bf16>();
+}
+bf16* bf_mut(const TensorView& t) {
+  return t.as<bf16>();
+}
+const int32_t* i32(const TensorView& t) {
+  return t.as<const int32_t>();
+}
+float* f32_mut(const TensorView& t) {
+  return t.as<float>();
+}
+bool is_bf16(const TensorView& t) {
+  return t.dtype == DType::BF16;
+}
+
+const char* id_site_name(int32_t site) {
+  switch (site) {
+    case cuda::kIdSiteEmbeddingForward:
+      return "embedding_forward: token id";
+    case cuda::kIdSiteEmbeddingBackward:
+      return "embedding_backward: token id";
+    case cuda::kIdSiteCrossEntropyForward:
+      return "cross_entropy_forward: target id";
+    case cuda::kIdSiteCrossEntropyBackward:
+      return "cross_entropy_backward: target id";
+    default:
+      return "an id";
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) {
+    if (device >= 0) QWEN3_CUDA_CHECK(cudaSetDevice(device));
+    QWEN3_CUDA_CHECK(cudaGetDevice(&device_));
+    QWEN3_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    gemm_ = std::make_unique<cuda::LtGemm>();
+    id_record_ = std::make_unique<DeviceBuffer>(sizeof(cuda::IdCheckRecord));
+    QWEN3_CUDA_CHECK(cudaMemset(id_record_->data(), 0, sizeof(cuda::IdCheckRecord)));
+    sum_result_ = std::make_unique<DeviceBuffer>(sizeof(double));
+  }
+  ~CudaBackend() override {
+    // Work still queued may use the buffers freed next; errors cannot be thrown from here.
+    cudaStreamSynchronize(stream_);
+    gemm_.reset();
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda"; }
+  Device device() const override { return Device::CUDA; }
+  DType storage_dtype() const override { return DType::BF16; }
+  std::unique_ptr<Buffer> allocate(size_t bytes) override {
+    return std::make_unique<DeviceBuffer>(bytes);
+  }
+  void synchronize() override {
+    QWEN3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    report_bad_ids();
+  }
+  void* stream() const override { return stream_; }
+
+ protected:
+  void upload_impl(const void* host, const TensorView& dst) override {
+    const void* source = host;
+    std::vector<uint16_t> converted;
+    if (is_bf16(dst)) {
+      const float* values = static_cast<const float*>(host);
+      converted.resize(static_cast<size_t>(dst.numel()));
+      for (size_t i = 0; i < converted.size(); ++i)
+        converted[i] = float_to_bf16_bits(values[i]);
+      source = converted.data();
+    }
+    QWEN3_CUDA_CHECK(
+        cudaMemcpyAsync(dst.data, source, dst.bytes(), cudaMemcpyHostToDevice, stream_));
+    // `converted` must outlive the copy; pageable copies are staged by the driver, but waiting
+    // keeps that true whatever memory the caller passed.
+    QWEN3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void download_impl(const TensorView& src, void* host) override {
+    if (!is_bf16(src)) {
+      QWEN3_CUDA_CHECK(
+          cudaMemcpyAsync(host, src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
+      synchronize();
+      return;
+    }
+    std::vector<uint16_t> bits(static_cast<size_t>(src.numel()));
+    QWEN3_CUDA_CHECK(
+        cudaMemcpyAsync(bits.data(), src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    float* values = static_cast<float*>(host);
+    for (size_t i = 0; i < bits.size(); ++i)
+      values[i] = bf16_bits_to_float(bits[i]);
+  }
+  void fill_zero_impl(const TensorView& dst) override {
+    QWEN3_CUDA_CHECK(cudaMemsetAsync(dst.data, 0, dst.bytes(), stream_));
+  }
+
+  void embedding_forward_impl(const TensorView& tokens, const TensorView& table,
+                              const TensorView& out) override {
+    cuda::embedding_forward(i32(tokens), bf(table), tokens.numel(), table.shape[0], table.shape[1],
+                            bf_mut(out), ids(), stream_);
+  }
+  void embedding_backward_impl(const TensorView& tokens, const TensorView& dout,
+                               const TensorView& dtable) override {
+    const int64_t n = tokens.numel();
+    void* workspace = scratch(cuda::embedding_backward_workspace_bytes(n));
+    cuda::embedding_backward(i32(tokens), bf(dout), n, dtable.shape[0], dtable.shape[1],
+                             bf_mut(dtable), workspace, ids(), stream_);
+  }
+
+  // Row-major y[N, out] = x[N, in] · w[out, in]ᵀ is column-major yᵀ[out, N] = w · xᵀ, with w's
+  // storage read as the column-major in×out matrix wᵀ (hence the transpose).
+  void linear_forward_impl(const TensorView& x, const TensorView& w, const TensorView& y) override {
+    const int64_t rows = x.shape[0], in = w.shape[1], out = w.shape[0];
+    cuda::GemmProblem p;
+    p.transpose_a = true;
+    p.m = out, p.n = rows, p.k = in;
+    p.lda = in, p.ldb = in, p.ldc = out;
+    gemm_->run(p, bf(w), bf(x), bf_mut(y), stream_);
+  }
+  void linear_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
+                            const TensorView* dx, bool accumulate_dx,
+                            const TensorView& dw) override {
+    const int64_t rows = x.shape[0], in = w.shape[1], out = w.shape[0];
+    if (dx) {
+      // dx[N, in] = dy[N, out] · w[out, in]: column-major dxᵀ[in, N] = wᵀ[in, out] · dyᵀ[out, N].
+      cuda::GemmProblem p;
+      p.m = in, p.n = rows, p.k = out;
+      p.lda = in, p.ldb = out, p.ldc = in;
+      p.beta = accumulate_dx ? 1.0f : 0.0f;
+      gemm_->run(p, bf(w), bf(dy), bf_mut(*dx), stream_);
+    }
+    // dw[out, in] += dyᵀ · x: column-major dwᵀ[in, out] += xᵀ[in, N] · dy[N, out].
+    cuda::GemmProblem p;
+    p.transpose_b = true;
+    p.m = in, p.n = out, p.k = rows;
+    p.lda = in, p.ldb = out, p.ldc = in;
+    p.beta = 1.0f;
+    gemm_->run(p, bf(x), bf(dy), bf_mut(dw), stream_);
+  }
+
+  void rmsnorm_forward_impl(const TensorView& x, const TensorView& w, float eps,
+                            const TensorView& y, const TensorView& rstd) override {
+    cuda::rmsnorm_forward(bf(x), bf(w), x.shape[0], x.shape[1], eps, bf_mut(y), f32_mut(rstd),
+                          stream_);
+  }
+  void rmsnorm_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
+                             const TensorView& rstd, const TensorView& dx, bool accumulate_dx,
+                             const TensorView& dw) override {
+    const int64_t rows = x.shape[0], cols = x.shape[1];
+    void* workspace = scratch(cuda::rmsnorm_backward_workspace_bytes(rows, cols));
+    cuda::rmsnorm_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), rows, cols, bf_mut(dx),
+                           accumulate_dx, bf_mut(dw), workspace, stream_);
+  }
+
+  void rope_impl(const TensorView& x, const TensorView& positions, double theta,
+                 const TensorView& y, bool backward) override {
+    cuda::rope(bf(x), i32(positions), x.shape[0], x.shape[1], x.shape[2], theta, backward,
+               bf_mut(y), stream_);
+  }
+
+  void attention_forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
+                              const TensorView* doc_ids, const TensorView& out,
+                              const TensorView& lse) override {
+    cuda::attention_forward(dims_of(q, k), bf(q), bf(k), bf(v), doc_ids ? i32(*doc_ids) : nullptr,
+                            bf_mut(out), f32_mut(lse), stream_);
+  }
+  void attention_backward_impl(const TensorView& dout, const TensorView& q, const TensorView& k,
+                               const TensorView& v, const TensorView& out, const TensorView& lse,
+                               const TensorView* doc_ids, const TensorView& dq,
+                               const TensorView& dk, const TensorView& dv) override {
+    const cuda::AttentionDims d = dims_of(q, k);
+    void* workspace = scratch(cuda::attention_backward_workspace_bytes(d));
+    cuda::attention_backward(d, bf(dout), bf(q), bf(k), bf(v), bf(out), lse.as<const float>(),
+                             doc_ids ? i32(*doc_ids) : nullptr, workspace, bf_mut(dq), bf_mut(dk),
+                             bf_mut(dv), stream_);
+  }
+
+  void swiglu_forward_impl(const TensorView& gate, const TensorView& up,
+                           const TensorView& h) override {
+    cuda::swiglu_forward(bf(gate), bf(up), gate.numel(), bf_mut(h), stream_);
+  }
+  void swiglu_backward_impl(const TensorView& dh, const TensorView& gate, const TensorView& up,
+                            const TensorView& dgate, const TensorView& dup) override {
+    cuda::swiglu_backward(bf(dh), bf(gate), bf(up), gate.numel(), bf_mut(dgate), bf_mut(dup),
+                          stream_);
+  }
+
+  void add_impl(const TensorView& a, const TensorView& b, const TensorView& out) override {
+    cuda::add(bf(a), bf(b), a.numel(), bf_mut(out), stream_);
+  }
+
+  void cross_entropy_forward_impl(const TensorView& logits, const TensorView& targets,
+                                  int32_t ignore_index, const TensorView& losses,
+                                  const TensorView& lse) override {
+    cuda::cross_entropy_forward(bf(logits), i32(targets), logits.shape[0], logits.shape[1],
+                                ignore_index, f32_mut(losses), f32_mut(lse), ids(), stream_);
+  }
+  void cross_entropy_backward_impl(const TensorView& logits, const TensorView& lse,
+                                   const TensorView& targets, int32_t ignore_index, float scale,
+                                   const TensorView& dlogits) override {
+    cuda::cross_entropy_backward(bf(logits), lse.as<const float>(), i32(targets), logits.shape[0],
+                                 logits.shape[1], ignore_index, scale, bf_mut(dlogits), ids(),
+                                 stream_);
+  }
+
+  void copy_impl(const TensorView& src, const TensorView& dst) override {
+    cuda::convert(src.data, is_bf16(src), src.numel(), dst.data, is_bf16(dst), stream_);
+  }
+  void accumulate_impl(const TensorView& src, const TensorView& dst) override {
+    cuda::accumulate(src.data, is_bf16(src), src.numel(), f32_mut(dst), stream_);
+  }
+  double sum_squares_impl(const TensorView& x) override {
+    double* result = static_cast<double*>(sum_result_->data());
+    cuda::sum_squares(x.data, is_bf16(x), x.numel(), result,
+                      scratch(cuda::sum_squares_workspace_bytes()), stream_);
+    double host = 0.0;
+    QWEN3_CUDA_CHECK(
+        cudaMemcpyAsync(&host, result, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    return host;
+  }
+  void adamw_update_impl(const TensorView& master, const TensorView& grad, const TensorView& m,
+                         const TensorView& v, const AdamWHyper& h) override {
+    const AdamWKernelArgs args =
+        make_adamw_args(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.grad_scale, h.step);
+    cuda::adamw_update(f32_mut(master), grad.data, is_bf16(grad), f32_mut(m), f32_mut(v),
+                       master.numel(), args, stream_);
+  }
+
+ private:
+  static cuda::AttentionDims dims_of(const TensorView& q, const TensorView& k) {
+    return {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
+  }
+
+  cuda::IdCheckRecord* ids() { return static_cast<cuda::IdCheckRecord*>(id_record_->data()); }
+
+  // Scratch for one op at a time, grown on demand. Ops on the stream run in order, so the next op
+  // may reuse it; cudaFree waits for the device before the old block is released.
+  void* scratch(size_t bytes) {
+    if (!scratch_ || scratch_->bytes() < bytes) {
+      scratch_.reset();
+      scratch_ = std::make_unique<DeviceBuffer>(bytes + bytes / 4);  // room to grow a little
+    }
+    return scratch_->data();
+  }
+
+  // Called after the stream is synchronised: throws for the first bad id a kernel recorded.
+  void report_bad_ids() {
+    cuda::IdCheckRecord record;
+    QWEN3_CUDA_CHECK(
+        cudaMemcpy(&record, id_record_->data(), sizeof(record), cudaMemcpyDeviceToHost));
+    if (!record.found) return;
+    QWEN3_CUDA_CHECK(cudaMemset(id_record_->data(), 0, sizeof(record)));
+    throw_error(
+        fmt::format("{} {} at index {} is outside [0, {}) (found on the GPU; reported at "
+                    "the next synchronisation)",
+                    id_site_name(record.site), record.value, record.index, record.limit));
+  }
+
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::LtGemm> gemm_;
+  std::unique_ptr<DeviceBuffer> id_record_, sum_result_, scratch_;
+};
+
+}  // namespace
+
+bool cuda_backend_available(std::string* reason) {
+  if (cuda::device_count() > 0) return true;
+  if (reason) *reason = "no CUDA device: " + cuda::no_device_reason();
+  return false;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  std::string reason;
+  QWEN3_CHECK(cuda_backend_available(&reason), "the CUDA backend cannot start: {}", reason);
+  return std::make_unique<CudaBackend>(device);
+}
+
+}  // namespace qwen3

@@ -1,0 +1,50 @@
+#include "trainer/compute_setup.h"
+
+#include <fmt/format.h>
+
+#include "core/ops/cuda_backend.h"
+#include "core/util/error.h"
+
+#ifdef QWEN3_HAVE_NCCL
+#include "core/cuda/device.h"
+#include "parallel/nccl_communicator.h"
+#endif
+
+namespace qwen3 {
+
+ComputeSetup make_compute_setup(const std::string& backend, int local_rank,
+                                MpiCommunicator& world) {
+  ComputeSetup setup;
+  if (backend == "cpu") {
+    setup.backend = make_cpu_backend();
+    setup.description = "cpu (fp32)";
+    return setup;
+  }
+  QWEN3_CHECK(backend == "cuda", "unknown backend '{}' (cuda or cpu)", backend);
+#ifdef QWEN3_HAVE_NCCL
+  std::string reason;
+  QWEN3_CHECK(cuda_backend_available(&reason),
+              "backend cuda cannot start: {}. On a machine without a GPU, set backend: cpu "
+              "(--set backend=cpu)",
+              reason);
+  const int device = cuda::select_device_for_local_rank(local_rank);
+  setup.backend = make_cuda_backend(device);
+  setup.device_comm = std::make_unique<NcclCommunicator>(world);
+  const cuda::DeviceInfo info = cuda::query_device(device);
+  setup.peak_flops_per_device = cuda::peak_bf16_flops(info);
+  setup.description = fmt::format("cuda: {} (sm_{}{}, {:.1f} GiB)", info.name, info.compute_major,
+                                  info.compute_minor, double(info.total_memory_bytes) / (1 << 30));
+  return setup;
+#else
+  (void)local_rank;
+  (void)world;
+  std::string reason;
+  cuda_backend_available(&reason);
+  throw_error(fmt::format(
+      "backend cuda cannot start: {}. Set backend: cpu (--set backend=cpu), or rebuild where a "
+      "CUDA toolkit with NCCL is installed",
+      cuda_backend_available(nullptr) ? "NCCL was not found at build time" : reason));
+#endif
+}
+
+}  // namespace qwen3
