@@ -34,9 +34,9 @@ struct StageFields {
   std::string name;
   YAML::Node train_data, eval_data, optimizer;
   int64_t seq_len = 0, tokens = 0, steps = 0, batch_tokens = 0, micro_batch = 0, zero_stage = 0,
-          checkpoint_interval = 0, eval_interval = 0, data_seed = 0;
+          checkpoint_interval = 0, eval_interval = 0, data_seed = 0, lm_head_chunk_tokens = 0;
   double rope_theta = 0;
-  bool document_attention = false;
+  bool document_attention = false, recompute_activations = false;
 };
 
 struct OptimizerFields {
@@ -131,7 +131,14 @@ const OptionSchema<StageFields>& stage_schema() {
         .optional("document_attention", &F::document_attention, false,
                   "attention and positions restart at every document boundary in a sequence")
         .optional("data_seed", &F::data_seed, int64_t{-1},
-                  "seed of the sample order; -1: the run's seed");
+                  "seed of the sample order; -1: the run's seed")
+        .optional("recompute_activations", &F::recompute_activations, false,
+                  "keep only each layer's input and re-run the layer in the backward pass: "
+                  "about a third more compute for a fraction of the activation memory (long "
+                  "sequences)")
+        .optional("lm_head_chunk_tokens", &F::lm_head_chunk_tokens, int64_t{0},
+                  "tokens the LM head and loss process at once, so that [tokens, vocab] logits "
+                  "are never held whole; 0: automatic (at most 2^28 logits at a time)");
     return o;
   }();
   return s;
@@ -384,6 +391,10 @@ StageConfig read_stage(const YAML::Node& node, const std::string& file, int inde
   st.eval_interval = f.eval_interval;
   if (f.eval_interval < 0) fail("eval_interval", "must not be negative");
   st.document_attention = f.document_attention;
+  st.recompute_activations = f.recompute_activations;
+  st.lm_head_chunk_tokens = f.lm_head_chunk_tokens;
+  if (f.lm_head_chunk_tokens < 0)
+    fail("lm_head_chunk_tokens", "must not be negative (0: automatic)");
   st.data_seed =
       f.data_seed >= 0 ? static_cast<uint64_t>(f.data_seed) : static_cast<uint64_t>(run.seed);
 
@@ -609,6 +620,8 @@ std::string dump_run_config(const RunConfig& run) {
     e << YAML::Key << "eval_interval" << YAML::Value << st.eval_interval;
     e << YAML::Key << "document_attention" << YAML::Value << st.document_attention;
     e << YAML::Key << "data_seed" << YAML::Value << st.data_seed;
+    e << YAML::Key << "recompute_activations" << YAML::Value << st.recompute_activations;
+    e << YAML::Key << "lm_head_chunk_tokens" << YAML::Value << st.lm_head_chunk_tokens;
     e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
     e << YAML::Key << "lr" << YAML::Value << number(s.lr);
     e << YAML::Key << "min_lr" << YAML::Value << number(s.min_lr);

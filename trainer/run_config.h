@@ -52,10 +52,12 @@ struct StageConfig {
   int64_t micro_batch = 1;   // sequences per rank per forward/backward
   OptimizerConfig optimizer;
   int zero_stage = 1;
-  int64_t checkpoint_interval = 0;  // steps; 0: only at the end of the stage
-  int64_t eval_interval = 0;        // steps; 0: only at the end of the stage
-  bool document_attention = false;  // attention and positions restart at document boundaries
-  uint64_t data_seed = 0;           // sample order; defaults to the run's seed
+  int64_t checkpoint_interval = 0;     // steps; 0: only at the end of the stage
+  int64_t eval_interval = 0;           // steps; 0: only at the end of the stage
+  bool document_attention = false;     // attention and positions restart at document boundaries
+  uint64_t data_seed = 0;              // sample order; defaults to the run's seed
+  bool recompute_activations = false;  // re-run each layer's forward in the backward pass
+  int64_t lm_head_chunk_tokens = 0;    // LM head and loss in chunks of this many tokens; 0: auto
 
   int64_t global_batch_rows() const { return batch_tokens / seq_len; }
   // Micro-batches per rank per step (gradient accumulation), for `world_size` ranks.

@@ -235,6 +235,10 @@ bool Run::run_stage(size_t s) {
                   stage.optimizer.schedule.decay_steps, stage.steps);
   state_.rope_theta = stage.rope_theta > 0 ? stage.rope_theta : run_.model_config.rope_theta;
   model_->set_rope_theta(state_.rope_theta);
+  MemoryOptions memory;
+  memory.recompute_layers = stage.recompute_activations;
+  memory.lm_head_chunk_tokens = stage.lm_head_chunk_tokens;
+  model_->set_memory_options(memory);
 
   ZeroAdamW optimizer(backend_, comm_, host_, model_->layout(), model_->params_padded(),
                       model_->grads_padded(), stage.optimizer.adamw);

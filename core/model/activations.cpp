@@ -2,8 +2,14 @@
 
 namespace qwen3 {
 
-ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t seq,
-                                   DType storage) {
+int64_t MemoryOptions::chunk_tokens(int64_t vocab) const {
+  if (lm_head_chunk_tokens > 0) return lm_head_chunk_tokens;
+  const int64_t tokens = kAutoLogitsElements / vocab;
+  return tokens > 0 ? tokens : 1;
+}
+
+ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t seq, DType storage,
+                                   const MemoryOptions& memory) {
   const int64_t n = batch * seq, d = c.hidden_size, hq = c.num_attention_heads,
                 hkv = c.num_key_value_heads, hd = c.head_dim, inter = c.intermediate_size;
   const DType s = storage, f32 = DType::F32, i32 = DType::I32;
@@ -17,11 +23,21 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
 
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
+    // Recomputing: layer 0 allocates the working set, later layers reuse it.
+    const bool shared = memory.recompute_layers && l > 0;
     auto t = [&](const char* name, DType dtype, Shape shape) {
-      return add(p + name, dtype, shape, saved, true);
+      return add(memory.recompute_layers ? std::string("recompute.") + name : p + name, dtype,
+                 shape, memory.recompute_layers ? scratch : saved, true);
     };
     LayerActivations a;
-    a.resid_in = t("resid_in", s, {n, d});
+    a.resid_in = add(p + "resid_in", s, {n, d}, saved, true);
+    if (shared) {
+      const int resid_in = a.resid_in;
+      a = layers_[0];
+      a.resid_in = resid_in;
+      layers_.push_back(a);
+      continue;
+    }
     a.ln1 = t("ln1", s, {n, d});
     a.ln1_rstd = t("ln1_rstd", f32, {n});
     a.q = t("q", s, {n, hq * hd});
@@ -45,7 +61,9 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
   model_.resid_final = add("resid_final", s, {n, d}, saved, false);
   model_.final_norm = add("final_norm", s, {n, d}, saved, false);
   model_.final_rstd = add("final_rstd", f32, {n}, saved, false);
-  model_.logits = add("logits", s, {n, c.vocab_size}, saved, false);
+  const int64_t chunk = memory.chunk_tokens(c.vocab_size);
+  model_.logits =
+      add("logits", s, {n <= chunk ? n : chunk, c.vocab_size}, n <= chunk ? saved : scratch, false);
   model_.token_losses = add("token_losses", f32, {n}, saved, false);
   model_.logits_lse = add("logits_lse", f32, {n}, saved, false);
 

@@ -26,7 +26,8 @@ struct ActivationEntry {
 };
 
 // Indices into ActivationLayout::entries() of one decoder layer's saved tensors.
-// N = batch · seq, shapes in comments.
+// N = batch · seq, shapes in comments. With recomputation every layer's entries but resid_in are
+// the same shared working set.
 struct LayerActivations {
   int resid_in;   // [N, d] residual stream entering the layer
   int ln1;        // [N, d] input_layernorm output
@@ -50,7 +51,7 @@ struct ModelActivations {
   int resid_final;                                 // [N, d]
   int final_norm;                                  // [N, d]
   int final_rstd;                                  // [N] f32
-  int logits;        // [N, V]; overwritten by its gradient in backward
+  int logits;        // [N or chunk, V]; overwritten by its gradient in backward
   int token_losses;  // [N] f32
   int logits_lse;    // [N] f32
   // scratch
@@ -63,9 +64,27 @@ struct ModelActivations {
   int d_gate, d_up, d_act;  // [N, I]
 };
 
+// How the model trades compute for activation memory.
+struct MemoryOptions {
+  // Keep only each layer's input; the backward pass re-runs a layer's forward just before its
+  // backward, into one set of buffers all layers share. Saves ~(layers − 1)/layers of the layer
+  // activations for one more forward pass (about a third more compute).
+  bool recompute_layers = false;
+  // Rows of logits the LM head and loss work on at once. When the micro-batch has more tokens,
+  // the head runs in chunks of this many and the backward recomputes each chunk's logits (one
+  // more head GEMM), so [tokens, vocab] is never held whole. 0: automatic, chunks of at most
+  // kAutoLogitsElements logits.
+  int64_t lm_head_chunk_tokens = 0;
+  // 2^28 logits: 512 MiB in bf16 (1,766 tokens of Qwen3's 151,936-entry vocabulary), 1 GiB fp32.
+  static constexpr int64_t kAutoLogitsElements = int64_t(1) << 28;
+  // Tokens per head chunk for a vocabulary of `vocab` entries.
+  int64_t chunk_tokens(int64_t vocab) const;
+};
+
 class ActivationLayout {
  public:
-  ActivationLayout(const ModelConfig& config, int64_t batch, int64_t seq, DType storage);
+  ActivationLayout(const ModelConfig& config, int64_t batch, int64_t seq, DType storage,
+                   const MemoryOptions& memory = {});
 
   // 256-byte alignment of every tensor, as for parameters.
   static constexpr size_t kAlignBytes = 256;
@@ -73,6 +92,8 @@ class ActivationLayout {
   const std::vector<ActivationEntry>& entries() const { return entries_; }
   const ActivationEntry& operator[](int index) const { return entries_[index]; }
   const LayerActivations& layer(int i) const { return layers_[i]; }
+  // Rows of the logits buffer: the micro-batch's tokens, or one head chunk.
+  int64_t logits_rows() const { return entries_[model_.logits].shape[0]; }
   const ModelActivations& model() const { return model_; }
   size_t total_bytes() const { return total_bytes_; }
   // Bytes of one role, alignment excluded; `layers_only` restricts to decoder layers.

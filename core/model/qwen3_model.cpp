@@ -1,5 +1,7 @@
 #include "core/model/qwen3_model.h"
 
+#include <algorithm>
+
 #include "core/util/error.h"
 #include "core/util/rng.h"
 
@@ -123,12 +125,25 @@ TensorView Qwen3Model::act(int index) const {
   return acts_->view(e.dtype, e.shape, e.byte_offset);
 }
 
+void Qwen3Model::set_memory_options(const MemoryOptions& options) {
+  QWEN3_CHECK(options.lm_head_chunk_tokens >= 0,
+              "lm_head_chunk_tokens must be positive, or 0 for automatic; got {}",
+              options.lm_head_chunk_tokens);
+  if (options.recompute_layers != memory_.recompute_layers ||
+      options.lm_head_chunk_tokens != memory_.lm_head_chunk_tokens) {
+    memory_ = options;
+    acts_layout_.reset();  // laid out anew at the next forward
+    forward_done_ = false;
+  }
+}
+
 void Qwen3Model::ensure_activations(int64_t batch, int64_t seq) {
   if (acts_layout_) {
     const Shape& current = (*acts_layout_)[acts_layout_->model().tokens].shape;
     if (current[0] == batch && current[1] == seq) return;
   }
-  acts_layout_ = std::make_unique<ActivationLayout>(config_, batch, seq, backend_.storage_dtype());
+  acts_layout_ =
+      std::make_unique<ActivationLayout>(config_, batch, seq, backend_.storage_dtype(), memory_);
   acts_.reset();  // free the old buffer before allocating the new one
   acts_ = backend_.allocate(acts_layout_->total_bytes());
 }
@@ -174,59 +189,106 @@ std::vector<int32_t> Qwen3Model::upload_batch(const Batch& b) {
   return shifted;
 }
 
+namespace {
+
+// Rows [first, first + count) of a row-major 2-D view.
+TensorView rows_of(const TensorView& t, int64_t first, int64_t count) {
+  TensorView v = t;
+  v.data =
+      static_cast<char*>(t.data) + static_cast<size_t>(first * t.shape[1]) * dtype_size(t.dtype);
+  v.shape = Shape{count, t.shape[1]};
+  return v;
+}
+
+TensorView elements_of(const TensorView& t, int64_t first, int64_t count) {
+  TensorView v = t;
+  v.data = static_cast<char*>(t.data) + static_cast<size_t>(first) * dtype_size(t.dtype);
+  v.shape = Shape{count};
+  return v;
+}
+
+}  // namespace
+
+bool Qwen3Model::head_chunked() const {
+  const ModelActivations& m = acts_layout_->model();
+  return acts_layout_->logits_rows() < (*acts_layout_)[m.final_norm].shape[0];
+}
+
+void Qwen3Model::head_logits(int64_t first, int64_t count) {
+  const ModelActivations& m = acts_layout_->model();
+  backend_.linear_forward(rows_of(act(m.final_norm), first, count), param(layout_.lm_head()),
+                          rows_of(act(m.logits), 0, count));
+}
+
+void Qwen3Model::forward_layer(int l, bool write_output) {
+  Backend& be = backend_;
+  const ModelConfig& c = config_;
+  const ModelActivations& m = acts_layout_->model();
+  const Shape& bt = (*acts_layout_)[m.tokens].shape;
+  const int64_t n = bt[0] * bt[1], hq = c.num_attention_heads, hkv = c.num_key_value_heads,
+                hd = c.head_dim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const TensorView positions = act(m.positions).reshaped({n});
+  const TensorView doc_ids = act(m.doc_ids);
+  const LayerParams& p = layout_.layer(l);
+  const LayerActivations& a = acts_layout_->layer(l);
+  // attention block
+  be.rmsnorm_forward(act(a.resid_in), param(p.input_layernorm), eps, act(a.ln1), act(a.ln1_rstd));
+  be.linear_forward(act(a.ln1), param(p.q_proj), act(a.q));
+  be.linear_forward(act(a.ln1), param(p.k_proj), act(a.k));
+  be.linear_forward(act(a.ln1), param(p.v_proj), act(a.v));
+  // QK-norm over head_dim, one shared weight per projection, then RoPE in place.
+  const TensorView q_rope = act(a.q_rope), k_rope = act(a.k_rope);
+  be.rmsnorm_forward(act(a.q).reshaped({n * hq, hd}), param(p.q_norm), eps,
+                     q_rope.reshaped({n * hq, hd}), act(a.q_rstd));
+  be.rmsnorm_forward(act(a.k).reshaped({n * hkv, hd}), param(p.k_norm), eps,
+                     k_rope.reshaped({n * hkv, hd}), act(a.k_rstd));
+  be.rope_forward(q_rope.reshaped({n, hq, hd}), positions, c.rope_theta,
+                  q_rope.reshaped({n, hq, hd}));
+  be.rope_forward(k_rope.reshaped({n, hkv, hd}), positions, c.rope_theta,
+                  k_rope.reshaped({n, hkv, hd}));
+  const TensorView v = act(a.v).reshaped({bt[0], bt[1], hkv, hd});
+  be.attention_forward(q_rope, k_rope, v, use_doc_ids_ ? &doc_ids : nullptr, act(a.attn),
+                       act(a.attn_lse));
+  be.linear_forward(act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), act(m.delta));
+  be.add(act(a.resid_in), act(m.delta), act(a.resid_mid));
+  // MLP block
+  be.rmsnorm_forward(act(a.resid_mid), param(p.post_attention_layernorm), eps, act(a.ln2),
+                     act(a.ln2_rstd));
+  be.linear_forward(act(a.ln2), param(p.gate_proj), act(a.gate));
+  be.linear_forward(act(a.ln2), param(p.up_proj), act(a.up));
+  be.swiglu_forward(act(a.gate), act(a.up), act(a.act));
+  if (!write_output) return;
+  be.linear_forward(act(a.act), param(p.down_proj), act(m.delta));
+  const int next =
+      l + 1 < c.num_hidden_layers ? acts_layout_->layer(l + 1).resid_in : m.resid_final;
+  be.add(act(a.resid_mid), act(m.delta), act(next));
+}
+
 LossSum Qwen3Model::forward(const Batch& batch) {
   const std::vector<int32_t> shifted = upload_batch(batch);
   Backend& be = backend_;
   const ModelConfig& c = config_;
   const ModelActivations& m = acts_layout_->model();
-  const int64_t n = batch.batch * batch.seq, hq = c.num_attention_heads,
-                hkv = c.num_key_value_heads, hd = c.head_dim;
+  const int64_t n = batch.batch * batch.seq;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const TensorView tokens = act(m.tokens).reshaped({n});
-  const TensorView positions = act(m.positions).reshaped({n});
-  const TensorView doc_ids = act(m.doc_ids);
 
   be.embedding_forward(tokens, param(layout_.embed_tokens()), act(acts_layout_->layer(0).resid_in));
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const LayerParams& p = layout_.layer(l);
-    const LayerActivations& a = acts_layout_->layer(l);
-    // attention block
-    be.rmsnorm_forward(act(a.resid_in), param(p.input_layernorm), eps, act(a.ln1), act(a.ln1_rstd));
-    be.linear_forward(act(a.ln1), param(p.q_proj), act(a.q));
-    be.linear_forward(act(a.ln1), param(p.k_proj), act(a.k));
-    be.linear_forward(act(a.ln1), param(p.v_proj), act(a.v));
-    // QK-norm over head_dim, one shared weight per projection, then RoPE in place.
-    const TensorView q_rope = act(a.q_rope), k_rope = act(a.k_rope);
-    be.rmsnorm_forward(act(a.q).reshaped({n * hq, hd}), param(p.q_norm), eps,
-                       q_rope.reshaped({n * hq, hd}), act(a.q_rstd));
-    be.rmsnorm_forward(act(a.k).reshaped({n * hkv, hd}), param(p.k_norm), eps,
-                       k_rope.reshaped({n * hkv, hd}), act(a.k_rstd));
-    be.rope_forward(q_rope.reshaped({n, hq, hd}), positions, c.rope_theta,
-                    q_rope.reshaped({n, hq, hd}));
-    be.rope_forward(k_rope.reshaped({n, hkv, hd}), positions, c.rope_theta,
-                    k_rope.reshaped({n, hkv, hd}));
-    const TensorView v = act(a.v).reshaped({batch.batch, batch.seq, hkv, hd});
-    be.attention_forward(q_rope, k_rope, v, use_doc_ids_ ? &doc_ids : nullptr, act(a.attn),
-                         act(a.attn_lse));
-    be.linear_forward(act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), act(m.delta));
-    be.add(act(a.resid_in), act(m.delta), act(a.resid_mid));
-    // MLP block
-    be.rmsnorm_forward(act(a.resid_mid), param(p.post_attention_layernorm), eps, act(a.ln2),
-                       act(a.ln2_rstd));
-    be.linear_forward(act(a.ln2), param(p.gate_proj), act(a.gate));
-    be.linear_forward(act(a.ln2), param(p.up_proj), act(a.up));
-    be.swiglu_forward(act(a.gate), act(a.up), act(a.act));
-    be.linear_forward(act(a.act), param(p.down_proj), act(m.delta));
-    const int next =
-        l + 1 < c.num_hidden_layers ? acts_layout_->layer(l + 1).resid_in : m.resid_final;
-    be.add(act(a.resid_mid), act(m.delta), act(next));
-  }
+  for (int l = 0; l < c.num_hidden_layers; ++l)
+    forward_layer(l, true);
   be.rmsnorm_forward(act(m.resid_final), param(layout_.final_norm()), eps, act(m.final_norm),
                      act(m.final_rstd));
-  be.linear_forward(act(m.final_norm), param(layout_.lm_head()), act(m.logits));
+  // The head and loss, a chunk of rows at a time where the logits would not fit whole.
   const TensorView targets = act(m.labels_shifted).reshaped({n});
-  be.cross_entropy_forward(act(m.logits), targets, kIgnoreIndex, act(m.token_losses),
-                           act(m.logits_lse));
+  const int64_t chunk = acts_layout_->logits_rows();
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t count = std::min(chunk, n - first);
+    head_logits(first, count);
+    be.cross_entropy_forward(rows_of(act(m.logits), 0, count), elements_of(targets, first, count),
+                             kIgnoreIndex, elements_of(act(m.token_losses), first, count),
+                             elements_of(act(m.logits_lse), first, count));
+  }
 
   std::vector<float> losses(static_cast<size_t>(n));
   be.download(act(m.token_losses), losses.data());
@@ -240,6 +302,51 @@ LossSum Qwen3Model::forward(const Batch& batch) {
   return total;
 }
 
+void Qwen3Model::backward_layer(int l) {
+  Backend& be = backend_;
+  const ModelConfig& c = config_;
+  const ModelActivations& m = acts_layout_->model();
+  const Shape& bt = (*acts_layout_)[m.tokens].shape;
+  const int64_t n = bt[0] * bt[1], hq = c.num_attention_heads, hkv = c.num_key_value_heads,
+                hd = c.head_dim;
+  const TensorView positions = act(m.positions).reshaped({n});
+  const TensorView doc_ids = act(m.doc_ids);
+  const TensorView d_resid = act(m.d_resid), d_hidden = act(m.d_hidden);
+  const LayerParams& p = layout_.layer(l);
+  const LayerActivations& a = acts_layout_->layer(l);
+  // MLP block: resid_out = resid_mid + down(silu(gate(ln2)) ⊙ up(ln2))
+  const TensorView d_act = act(m.d_act), d_gate = act(m.d_gate), d_up = act(m.d_up);
+  be.linear_backward(d_resid, act(a.act), param(p.down_proj), &d_act, false, grad(p.down_proj));
+  be.swiglu_backward(d_act, act(a.gate), act(a.up), d_gate, d_up);
+  be.linear_backward(d_gate, act(a.ln2), param(p.gate_proj), &d_hidden, false, grad(p.gate_proj));
+  be.linear_backward(d_up, act(a.ln2), param(p.up_proj), &d_hidden, true, grad(p.up_proj));
+  be.rmsnorm_backward(d_hidden, act(a.resid_mid), param(p.post_attention_layernorm),
+                      act(a.ln2_rstd), d_resid, true, grad(p.post_attention_layernorm));
+
+  // Attention block: resid_mid = resid_in + o(attention(rope(norm(q)), rope(norm(k)), v))
+  const TensorView d_attn = act(m.d_attn), d_q = act(m.d_q), d_k = act(m.d_k), d_v = act(m.d_v);
+  const TensorView d_attn_2d = d_attn.reshaped({n, hq * hd});
+  be.linear_backward(d_resid, act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), &d_attn_2d,
+                     false, grad(p.o_proj));
+  const TensorView v = act(a.v).reshaped(d_v.shape);
+  be.attention_backward(d_attn, act(a.q_rope), act(a.k_rope), v, act(a.attn), act(a.attn_lse),
+                        use_doc_ids_ ? &doc_ids : nullptr, d_q, d_k, d_v);
+  be.rope_backward(d_q.reshaped({n, hq, hd}), positions, c.rope_theta, d_q.reshaped({n, hq, hd}));
+  be.rope_backward(d_k.reshaped({n, hkv, hd}), positions, c.rope_theta, d_k.reshaped({n, hkv, hd}));
+  const TensorView d_q_pre = act(m.d_q_pre), d_k_pre = act(m.d_k_pre);
+  be.rmsnorm_backward(d_q.reshaped({n * hq, hd}), act(a.q).reshaped({n * hq, hd}), param(p.q_norm),
+                      act(a.q_rstd), d_q_pre.reshaped({n * hq, hd}), false, grad(p.q_norm));
+  be.rmsnorm_backward(d_k.reshaped({n * hkv, hd}), act(a.k).reshaped({n * hkv, hd}),
+                      param(p.k_norm), act(a.k_rstd), d_k_pre.reshaped({n * hkv, hd}), false,
+                      grad(p.k_norm));
+  be.linear_backward(d_q_pre, act(a.ln1), param(p.q_proj), &d_hidden, false, grad(p.q_proj));
+  be.linear_backward(d_k_pre, act(a.ln1), param(p.k_proj), &d_hidden, true, grad(p.k_proj));
+  be.linear_backward(d_v.reshaped({n, hkv * hd}), act(a.ln1), param(p.v_proj), &d_hidden, true,
+                     grad(p.v_proj));
+  be.rmsnorm_backward(d_hidden, act(a.resid_in), param(p.input_layernorm), act(a.ln1_rstd), d_resid,
+                      true, grad(p.input_layernorm));
+}
+
 void Qwen3Model::backward(float loss_scale) {
   QWEN3_CHECK(forward_done_,
               "backward() needs a forward() first (each forward feeds one backward)");
@@ -248,64 +355,44 @@ void Qwen3Model::backward(float loss_scale) {
   const ModelConfig& c = config_;
   const ModelActivations& m = acts_layout_->model();
   const Shape& bt = (*acts_layout_)[m.tokens].shape;
-  const int64_t n = bt[0] * bt[1], hq = c.num_attention_heads, hkv = c.num_key_value_heads,
-                hd = c.head_dim;
+  const int64_t n = bt[0] * bt[1];
   const TensorView tokens = act(m.tokens).reshaped({n});
-  const TensorView positions = act(m.positions).reshaped({n});
-  const TensorView doc_ids = act(m.doc_ids);
   const TensorView d_resid = act(m.d_resid), d_hidden = act(m.d_hidden);
 
-  // Loss and head. The logits buffer becomes its own gradient.
-  const TensorView logits = act(m.logits);
-  be.cross_entropy_backward(logits, act(m.logits_lse), act(m.labels_shifted).reshaped({n}),
-                            kIgnoreIndex, loss_scale, logits);
-  be.linear_backward(logits, act(m.final_norm), param(layout_.lm_head()), &d_hidden, false,
-                     grad(layout_.lm_head()));
+  // Loss and head, chunk by chunk: each chunk's logits (recomputed when the head is chunked)
+  // become their own gradient, then give d_hidden's rows and add into the head's gradient.
+  const TensorView targets = act(m.labels_shifted).reshaped({n});
+  const int64_t chunk = acts_layout_->logits_rows();
+  const bool recompute_logits = head_chunked();
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t count = std::min(chunk, n - first);
+    if (recompute_logits) head_logits(first, count);
+    const TensorView logits = rows_of(act(m.logits), 0, count);
+    be.cross_entropy_backward(logits, elements_of(act(m.logits_lse), first, count),
+                              elements_of(targets, first, count), kIgnoreIndex, loss_scale, logits);
+    const TensorView d_hidden_rows = rows_of(d_hidden, first, count);
+    be.linear_backward(logits, rows_of(act(m.final_norm), first, count), param(layout_.lm_head()),
+                       &d_hidden_rows, false, grad(layout_.lm_head()));
+  }
   be.rmsnorm_backward(d_hidden, act(m.resid_final), param(layout_.final_norm()), act(m.final_rstd),
                       d_resid, false, grad(layout_.final_norm()));
 
   for (int l = c.num_hidden_layers - 1; l >= 0; --l) {
-    const LayerParams& p = layout_.layer(l);
-    const LayerActivations& a = acts_layout_->layer(l);
-    // MLP block: resid_out = resid_mid + down(silu(gate(ln2)) ⊙ up(ln2))
-    const TensorView d_act = act(m.d_act), d_gate = act(m.d_gate), d_up = act(m.d_up);
-    be.linear_backward(d_resid, act(a.act), param(p.down_proj), &d_act, false, grad(p.down_proj));
-    be.swiglu_backward(d_act, act(a.gate), act(a.up), d_gate, d_up);
-    be.linear_backward(d_gate, act(a.ln2), param(p.gate_proj), &d_hidden, false, grad(p.gate_proj));
-    be.linear_backward(d_up, act(a.ln2), param(p.up_proj), &d_hidden, true, grad(p.up_proj));
-    be.rmsnorm_backward(d_hidden, act(a.resid_mid), param(p.post_attention_layernorm),
-                        act(a.ln2_rstd), d_resid, true, grad(p.post_attention_layernorm));
-
-    // Attention block: resid_mid = resid_in + o(attention(rope(norm(q)), rope(norm(k)), v))
-    const TensorView d_attn = act(m.d_attn), d_q = act(m.d_q), d_k = act(m.d_k), d_v = act(m.d_v);
-    const TensorView d_attn_2d = d_attn.reshaped({n, hq * hd});
-    be.linear_backward(d_resid, act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), &d_attn_2d,
-                       false, grad(p.o_proj));
-    const TensorView v = act(a.v).reshaped(d_v.shape);
-    be.attention_backward(d_attn, act(a.q_rope), act(a.k_rope), v, act(a.attn), act(a.attn_lse),
-                          use_doc_ids_ ? &doc_ids : nullptr, d_q, d_k, d_v);
-    be.rope_backward(d_q.reshaped({n, hq, hd}), positions, c.rope_theta, d_q.reshaped({n, hq, hd}));
-    be.rope_backward(d_k.reshaped({n, hkv, hd}), positions, c.rope_theta,
-                     d_k.reshaped({n, hkv, hd}));
-    const TensorView d_q_pre = act(m.d_q_pre), d_k_pre = act(m.d_k_pre);
-    be.rmsnorm_backward(d_q.reshaped({n * hq, hd}), act(a.q).reshaped({n * hq, hd}),
-                        param(p.q_norm), act(a.q_rstd), d_q_pre.reshaped({n * hq, hd}), false,
-                        grad(p.q_norm));
-    be.rmsnorm_backward(d_k.reshaped({n * hkv, hd}), act(a.k).reshaped({n * hkv, hd}),
-                        param(p.k_norm), act(a.k_rstd), d_k_pre.reshaped({n * hkv, hd}), false,
-                        grad(p.k_norm));
-    be.linear_backward(d_q_pre, act(a.ln1), param(p.q_proj), &d_hidden, false, grad(p.q_proj));
-    be.linear_backward(d_k_pre, act(a.ln1), param(p.k_proj), &d_hidden, true, grad(p.k_proj));
-    be.linear_backward(d_v.reshaped({n, hkv * hd}), act(a.ln1), param(p.v_proj), &d_hidden, true,
-                       grad(p.v_proj));
-    be.rmsnorm_backward(d_hidden, act(a.resid_in), param(p.input_layernorm), act(a.ln1_rstd),
-                        d_resid, true, grad(p.input_layernorm));
+    // The layer's activations are re-made from its saved input, then consumed. The last layer's
+    // are still in the working set from the forward pass.
+    if (memory_.recompute_layers && l + 1 < c.num_hidden_layers) forward_layer(l, false);
+    backward_layer(l);
   }
   be.embedding_backward(tokens, d_resid, grad(layout_.embed_tokens()));
 }
 
 std::vector<float> Qwen3Model::logits_to_host() const {
   QWEN3_CHECK(forward_done_, "logits are available after forward() and before backward()");
+  QWEN3_CHECK(
+      !head_chunked(),
+      "the LM head ran in chunks of {} tokens, so the whole batch's logits were never held; "
+      "raise lm_head_chunk_tokens to read them",
+      acts_layout_->logits_rows());
   const TensorView logits = act(acts_layout_->model().logits);
   std::vector<float> out(static_cast<size_t>(logits.numel()));
   backend_.download(logits, out.data());

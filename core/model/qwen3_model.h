@@ -61,6 +61,10 @@ class Qwen3Model {
   // A training stage may change the RoPE base (Qwen3's long-context stage raises it to 1e6); the
   // saved config.json then carries the new value.
   void set_rope_theta(double theta);
+  // Recomputation and LM-head chunking (activations.h). Takes effect at the next forward(); a
+  // training stage sets it (its 32K-token stage recomputes).
+  void set_memory_options(const MemoryOptions& options);
+  const MemoryOptions& memory_options() const { return memory_; }
   const ParamLayout& layout() const { return layout_; }
   Backend& backend() const { return backend_; }
 
@@ -88,7 +92,8 @@ class Qwen3Model {
   // the logits, which hold their gradient afterwards.
   void backward(float loss_scale);
 
-  // [batch · seq, vocab] logits of the last forward(), before backward().
+  // [batch · seq, vocab] logits of the last forward(), before backward(). Only where the head ran
+  // in one piece (the micro-batch fits one chunk).
   std::vector<float> logits_to_host() const;
   // [batch · seq] per-token losses of the last forward() (0 where ignored).
   std::vector<float> token_losses_to_host() const;
@@ -96,6 +101,15 @@ class Qwen3Model {
  private:
   TensorView act(int index) const;
   void ensure_activations(int64_t batch, int64_t seq);
+  // One decoder layer's forward from its resid_in. `write_output`: add the MLP output into the
+  // next layer's input (not when recomputing, where that input is already there).
+  void forward_layer(int l, bool write_output);
+  // One decoder layer's backward: d_resid holds the gradient of its output and becomes that of
+  // its input.
+  void backward_layer(int l);
+  // Rows [first, first + count) of the head: logits = final_norm · Wᵀ into the logits buffer.
+  void head_logits(int64_t first, int64_t count);
+  bool head_chunked() const;
   // Uploads tokens, shifted labels, positions and document ids; returns the shifted labels, which
   // the host needs to count scored tokens.
   std::vector<int32_t> upload_batch(const Batch& batch);
@@ -107,6 +121,7 @@ class Qwen3Model {
   std::unique_ptr<Buffer> params_, grads_;
   std::unique_ptr<ActivationLayout> acts_layout_;
   std::unique_ptr<Buffer> acts_;
+  MemoryOptions memory_;
   bool use_doc_ids_ = false;
   bool forward_done_ = false;
 };

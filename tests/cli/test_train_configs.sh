@@ -40,7 +40,7 @@ no_init=(--set "init_from=''")
 for np in 1 8; do
   check configs/stage1.yaml $np "seq_len: 4096" "rope_theta: 10000" "steps: 95367" "decay_steps: 9537"
   check configs/stage2.yaml $np "steps: 19073" "carry_state: true" -- "${no_init[@]}"
-  check configs/stage3.yaml $np "seq_len: 32768" "rope_theta: 1000000" "steps: 4768" "zero_stage: 2" -- "${no_init[@]}"
+  check configs/stage3.yaml $np "seq_len: 32768" "rope_theta: 1000000" "steps: 4768" "zero_stage: 2" "recompute_activations: true" -- "${no_init[@]}"
   check configs/curriculum.yaml $np "steps: 95367" "steps: 19073" "seq_len: 32768"
 done
 check configs/demo.yaml 2 "seq_len: 1024" "rope_theta: 1000000"

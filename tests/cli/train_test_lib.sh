@@ -84,6 +84,8 @@ stages:
     batch_tokens: 3072
     micro_batch: 1
     zero_stage: 2
+    recompute_activations: true
+    lm_head_chunk_tokens: 100
     optimizer: {lr: 1.0e-3, min_lr: 1.0e-4, schedule: constant, carry_state: false}
 backend: cpu  # last, so that the line numbers the error tests expect stay put
 YAML

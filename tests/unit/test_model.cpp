@@ -95,6 +95,71 @@ TEST_F(ModelTest, RepeatedStepsAreBitIdentical) {
   EXPECT_EQ(grads[0], grads[1]);
 }
 
+// One step with the given memory options, on a batch with packed documents: the loss sum and the
+// gradients.
+struct StepOutput {
+  double loss = 0;
+  std::vector<float> grads;
+};
+StepOutput step_with(const qwen3::ModelConfig& config, qwen3::Backend& backend,
+                     const qwen3::MemoryOptions& memory) {
+  qwen3::Qwen3Model model(config, backend);
+  model.init_weights(5);
+  model.set_memory_options(memory);
+  qwen3::Batch b = random_batch(config, 2, 48, 21);
+  for (int64_t i = 0; i < b.batch * b.seq; ++i) {  // documents of 30 and 18 tokens per row
+    b.doc_ids.push_back(i % 48 < 30 ? 0 : 1);
+    b.positions.push_back(int32_t(i % 48 < 30 ? i % 48 : i % 48 - 30));
+  }
+  model.zero_grads();
+  const qwen3::LossSum loss = model.forward(b);
+  model.backward(float(1.0 / double(loss.tokens)));
+  return {loss.sum, model.grads_to_host()};
+}
+
+// Recomputing each layer from its saved input runs the same ops on the same values: the step is
+// bit-identical to keeping every activation.
+TEST_F(ModelTest, RecomputedLayersGiveTheSameStep) {
+  const StepOutput kept = step_with(config, *backend, {});
+  qwen3::MemoryOptions recompute;
+  recompute.recompute_layers = true;
+  const StepOutput recomputed = step_with(config, *backend, recompute);
+  EXPECT_EQ(recomputed.loss, kept.loss);
+  EXPECT_EQ(recomputed.grads, kept.grads);
+}
+
+// The LM head in chunks (7 tokens: 96 tokens make 13 full chunks and one of 5), with each chunk's
+// logits recomputed in the backward pass: the same loss and gradients up to the order in which
+// the head's gradient is summed over chunks.
+TEST_F(ModelTest, ChunkedHeadGivesTheSameStep) {
+  const StepOutput whole = step_with(config, *backend, {});
+  qwen3::MemoryOptions chunked;
+  chunked.lm_head_chunk_tokens = 7;
+  chunked.recompute_layers = true;
+  const StepOutput parts = step_with(config, *backend, chunked);
+  EXPECT_NEAR(parts.loss, whole.loss, 1e-6 * whole.loss);
+  EXPECT_LE(max_abs_diff(parts.grads, whole.grads), 1e-6 * max_abs(whole.grads));
+}
+
+TEST_F(ModelTest, ChunkedLogitsCannotBeReadWhole) {
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(5);
+  qwen3::MemoryOptions chunked;
+  chunked.lm_head_chunk_tokens = 16;
+  model.set_memory_options(chunked);
+  model.forward(random_batch(config, 1, 40, 3));
+  try {
+    model.logits_to_host();
+    FAIL() << "chunked logits were read as a whole";
+  } catch (const qwen3::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("chunks of 16 tokens"), std::string::npos) << e.what();
+  }
+  // The automatic chunk holds a small model's batch whole.
+  model.set_memory_options({});
+  model.forward(random_batch(config, 1, 40, 3));
+  EXPECT_EQ(model.logits_to_host().size(), size_t(40 * config.vocab_size));
+}
+
 TEST_F(ModelTest, MicroBatchGradientsSumToTheFullBatchGradient) {
   // Gradient accumulation: two half batches, each scaled by 1 / (tokens in the whole batch), add
   // up to the gradient of the whole batch. This is what data parallelism relies on.
