@@ -24,8 +24,8 @@ ComputeSetup make_compute_setup(const std::string& backend, int local_rank,
 #ifdef QWEN3_HAVE_NCCL
   std::string reason;
   QWEN3_CHECK(cuda_backend_available(&reason),
-              "backend cuda cannot start: {}. On a machine without a GPU, set backend: cpu "
-              "(--set backend=cpu)",
+              "backend cuda cannot start: {}. Set backend: cpu (--set backend=cpu) to run on the "
+              "CPU",
               reason);
   const int device = cuda::select_device_for_local_rank(local_rank);
   setup.backend = make_cuda_backend(device);
