@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/normalised_error.h"
 #include "core/ops/backend.h"
 #include "core/ops/cuda_backend.h"
 #include "core/tensor/bf16.h"
@@ -29,6 +30,8 @@
 
 namespace qwen3 {
 namespace {
+
+using qwen3::test_data::normalised_error;
 
 // One output of an op, as host fp32, with the dtype it was stored in (the tolerance depends on it).
 struct Output {
@@ -278,17 +281,6 @@ std::vector<OpCase> all_cases() {
                                     {"sum_squares", {{static_cast<float>(squares)}}}};
                    }});
   return cases;
-}
-
-// ‖a − b‖ / ‖a‖ (‖a − b‖ when a is zero).
-double normalised_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = double(a[i]) - double(b[i]);
-    diff += d * d;
-    norm += double(a[i]) * double(a[i]);
-  }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
 // Normalised error allowed per output dtype; 0 means bit-identical.

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "../common/normalised_error.h"
 #include "core/cuda/device.h"
 #include "core/cuda/memory.h"
 #include "core/kernels/cpu/attention.h"
@@ -22,6 +23,8 @@
 #include "core/util/rng.h"
 
 namespace {
+
+using qwen3::test_data::normalised_error;
 
 using qwen3::cuda::AttentionDims;
 using qwen3::cuda::DeviceMemory;
@@ -83,15 +86,6 @@ std::vector<float> to_floats(const std::vector<uint16_t>& bits) {
 
 __nv_bfloat16* bf16s(const DeviceMemory& m) {
   return static_cast<__nv_bfloat16*>(m.data());
-}
-
-double normalised_error(const std::vector<float>& ref, const std::vector<float>& got) {
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    diff += (double(ref[i]) - got[i]) * (double(ref[i]) - got[i]);
-    norm += double(ref[i]) * ref[i];
-  }
-  return std::sqrt(diff) / std::sqrt(norm);
 }
 
 // Index of the first element that is NaN or infinite, or -1.

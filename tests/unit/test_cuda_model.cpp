@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/normalised_error.h"
 #include "core/cuda/device.h"
 #include "core/model/qwen3_model.h"
 #include "core/ops/cuda_backend.h"
@@ -20,6 +21,8 @@
 
 namespace qwen3 {
 namespace {
+
+using qwen3::test_data::normalised_error;
 
 #define SKIP_WITHOUT_GPU()                                              \
   do {                                                                  \
@@ -49,17 +52,6 @@ Batch learnable_batch(int64_t rows, int64_t seq, int64_t vocab, int64_t step) {
         i % 8 == 5 ? kIgnoreIndex : static_cast<int32_t>((7 * int64_t(token) + 3) % vocab);
   }
   return b;
-}
-
-double normalised_error(const std::vector<float>& ref, const std::vector<float>& got, size_t begin,
-                        size_t end) {
-  double diff = 0, norm = 0;
-  for (size_t i = begin; i < end; ++i) {
-    const double d = double(ref[i]) - double(got[i]);
-    diff += d * d;
-    norm += double(ref[i]) * double(ref[i]);
-  }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
 // One forward and backward on both backends from the same (bf16-representable) weights: the loss
