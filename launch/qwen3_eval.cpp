@@ -290,8 +290,8 @@ int run(const qwen3::MpiEnvironment& mpi, const std::vector<std::string>& args) 
     }
   }
 
-  // Evaluation reduces only host scalars, so the gradient communicator is not used here.
-  ComputeSetup compute = make_compute_setup(o.backend, mpi.local_rank(), *comm);
+  // Evaluation reduces only host scalars over MPI: no NCCL communicator.
+  ComputeSetup compute = make_compute_setup(o.backend, mpi.local_rank(), *comm, false);
   Qwen3Model model(config, *compute.backend);
   load_hf_weights(model, o.checkpoint);
   if (printer)

@@ -12,8 +12,8 @@
 
 namespace qwen3 {
 
-ComputeSetup make_compute_setup(const std::string& backend, int local_rank,
-                                MpiCommunicator& world) {
+ComputeSetup make_compute_setup(const std::string& backend, int local_rank, MpiCommunicator& world,
+                                bool with_gradient_comm) {
   ComputeSetup setup;
   if (backend == "cpu") {
     setup.backend = make_cpu_backend();
@@ -29,7 +29,7 @@ ComputeSetup make_compute_setup(const std::string& backend, int local_rank,
               reason);
   const int device = cuda::select_device_for_local_rank(local_rank);
   setup.backend = make_cuda_backend(device);
-  setup.device_comm = std::make_unique<NcclCommunicator>(world);
+  if (with_gradient_comm) setup.device_comm = std::make_unique<NcclCommunicator>(world);
   const cuda::DeviceInfo info = cuda::query_device(device);
   setup.peak_flops_per_device = cuda::peak_bf16_flops(info);
   setup.description = fmt::format("cuda: {} (sm_{}{}, {:.1f} GiB)", info.name, info.compute_major,
@@ -38,6 +38,7 @@ ComputeSetup make_compute_setup(const std::string& backend, int local_rank,
 #else
   (void)local_rank;
   (void)world;
+  (void)with_gradient_comm;
   std::string reason;
   cuda_backend_available(&reason);
   throw_error(fmt::format(

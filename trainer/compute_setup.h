@@ -26,9 +26,11 @@ struct ComputeSetup {
   }
 };
 
-// Collective over `world` for "cuda" (every rank joins the NCCL communicator). Throws, naming the
+// Collective over `world` for "cuda" with a gradient communicator (every rank joins NCCL);
+// `with_gradient_comm` false makes none (evaluation reduces host scalars only). Throws, naming the
 // backend and what is missing, when it cannot start (no CUDA in this build, fewer GPUs than ranks
 // on this node).
-ComputeSetup make_compute_setup(const std::string& backend, int local_rank, MpiCommunicator& world);
+ComputeSetup make_compute_setup(const std::string& backend, int local_rank, MpiCommunicator& world,
+                                bool with_gradient_comm = true);
 
 }  // namespace qwen3
