@@ -8,8 +8,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// The same operations, in the same order, as the CPU kernel (core/kernels/cpu/adamw.cpp), so the
-// two backends differ only by the hardware's fp32 rounding of sqrt and division.
+// The same operations, in the same order, as the CPU kernel (core/kernels/cpu/adamw.cpp). sqrt and
+// division round exactly on both; the backends differ only where nvcc fuses a multiply and an add
+// into one fma (one rounding instead of two).
 template <class Grad>
 __global__ void adamw_kernel(float* __restrict__ master, const Grad* __restrict__ grad,
                              float* __restrict__ m, float* __restrict__ v, int64_t n,

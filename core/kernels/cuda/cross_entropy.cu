@@ -27,7 +27,9 @@ __global__ void cross_entropy_forward_kernel(const bf16* __restrict__ logits,
       running_sum = running_sum * expf(running_max - v) + 1.0f;
       running_max = v;
     } else {
-      running_sum += expf(v - running_max);
+      // A −∞ logit adds exp(−∞) = 0. Computed as expf(v − running_max) it would be expf(NaN)
+      // while running_max is still −∞ (a thread whose first logit is −∞), and poison the row.
+      running_sum += v == -INFINITY ? 0.0f : expf(v - running_max);
     }
   }
   const float row_max = block_max(running_max, scratch);
