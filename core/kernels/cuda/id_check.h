@@ -1,9 +1,9 @@
 #pragma once
 // Ids read on the device (token ids, targets) are checked where they are read, without a host
 // synchronisation: one bad id is recorded here (the first to arrive, which depends on scheduling
-// when there are several), the kernel leaves that row alone (never
-// reads or writes outside a table), and the backend reports the record at its next
-// synchronisation, naming the op, the id, its index and the valid range.
+// when there are several), the kernel leaves that row alone (never reads or writes outside a
+// table), and the backend reports the record at its next synchronisation, naming the op, the id,
+// its index and the valid range.
 #include <cstdint>
 
 namespace qwen3::cuda {
