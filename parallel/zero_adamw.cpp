@@ -7,17 +7,6 @@
 
 namespace qwen3 {
 
-namespace {
-
-TensorView slice(const TensorView& flat, int64_t begin, int64_t length) {
-  TensorView v = flat;
-  v.data = static_cast<char*>(flat.data) + static_cast<size_t>(begin) * dtype_size(flat.dtype);
-  v.shape = Shape{length};
-  return v;
-}
-
-}  // namespace
-
 ZeroAdamW::ZeroAdamW(Backend& backend, Communicator& comm, Communicator& host_comm,
                      const ParamLayout& layout, TensorView params, TensorView grads,
                      const AdamWOptions& options)
@@ -98,7 +87,7 @@ TensorView ZeroAdamW::exp_avg_sq() const {
 }
 
 void ZeroAdamW::load_master_from_params() {
-  backend_.copy(slice(params_, range_begin(), range_elements_), master());
+  backend_.copy(params_.rows(range_begin(), range_elements_), master());
 }
 
 void ZeroAdamW::zero_grad() {
@@ -137,7 +126,7 @@ double ZeroAdamW::reduce_gradients() {
   // partial sums in the same order and agrees on the norm to the last bit.
   const TensorView grads = grads_for_update();
   const TensorView own =
-      options_.zero_stage == 0 ? slice(grads, shard_.begin(), shard_.shard_size) : grads;
+      options_.zero_stage == 0 ? grads.rows(shard_.begin(), shard_.shard_size) : grads;
   const double sum = host_comm_.all_reduce_value(backend_.sum_squares(own));
   return std::sqrt(sum);
 }
@@ -159,11 +148,10 @@ double ZeroAdamW::update(double lr, double grad_norm) {
   const TensorView master_all = master(), m_all = exp_avg(), v_all = exp_avg_sq();
   for (const DecayRange& r : ranges_) {
     hyper.weight_decay = r.decay ? options_.weight_decay : 0.0;
-    backend_.adamw_update(slice(master_all, r.offset, r.length), slice(grads, r.offset, r.length),
-                          slice(m_all, r.offset, r.length), slice(v_all, r.offset, r.length),
-                          hyper);
+    backend_.adamw_update(master_all.rows(r.offset, r.length), grads.rows(r.offset, r.length),
+                          m_all.rows(r.offset, r.length), v_all.rows(r.offset, r.length), hyper);
   }
-  const TensorView own_params = slice(params_, range_begin(), range_elements_);
+  const TensorView own_params = params_.rows(range_begin(), range_elements_);
   backend_.copy(master_all, own_params);
   if (options_.zero_stage >= 1) comm_.all_gather(own_params, params_, backend_.stream());
   return clip;

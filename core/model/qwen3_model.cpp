@@ -189,26 +189,6 @@ std::vector<int32_t> Qwen3Model::upload_batch(const Batch& b) {
   return shifted;
 }
 
-namespace {
-
-// Rows [first, first + count) of a row-major 2-D view.
-TensorView rows_of(const TensorView& t, int64_t first, int64_t count) {
-  TensorView v = t;
-  v.data =
-      static_cast<char*>(t.data) + static_cast<size_t>(first * t.shape[1]) * dtype_size(t.dtype);
-  v.shape = Shape{count, t.shape[1]};
-  return v;
-}
-
-TensorView elements_of(const TensorView& t, int64_t first, int64_t count) {
-  TensorView v = t;
-  v.data = static_cast<char*>(t.data) + static_cast<size_t>(first) * dtype_size(t.dtype);
-  v.shape = Shape{count};
-  return v;
-}
-
-}  // namespace
-
 bool Qwen3Model::head_chunked() const {
   const ModelActivations& m = acts_layout_->model();
   return acts_layout_->logits_rows() < (*acts_layout_)[m.final_norm].shape[0];
@@ -216,8 +196,8 @@ bool Qwen3Model::head_chunked() const {
 
 void Qwen3Model::head_logits(int64_t first, int64_t count) {
   const ModelActivations& m = acts_layout_->model();
-  backend_.linear_forward(rows_of(act(m.final_norm), first, count), param(layout_.lm_head()),
-                          rows_of(act(m.logits), 0, count));
+  backend_.linear_forward(act(m.final_norm).rows(first, count), param(layout_.lm_head()),
+                          act(m.logits).rows(0, count));
 }
 
 void Qwen3Model::forward_layer(int l, bool write_output) {
@@ -285,9 +265,9 @@ LossSum Qwen3Model::forward(const Batch& batch) {
   for (int64_t first = 0; first < n; first += chunk) {
     const int64_t count = std::min(chunk, n - first);
     head_logits(first, count);
-    be.cross_entropy_forward(rows_of(act(m.logits), 0, count), elements_of(targets, first, count),
-                             kIgnoreIndex, elements_of(act(m.token_losses), first, count),
-                             elements_of(act(m.logits_lse), first, count));
+    be.cross_entropy_forward(act(m.logits).rows(0, count), targets.rows(first, count), kIgnoreIndex,
+                             act(m.token_losses).rows(first, count),
+                             act(m.logits_lse).rows(first, count));
   }
 
   std::vector<float> losses(static_cast<size_t>(n));
@@ -367,11 +347,11 @@ void Qwen3Model::backward(float loss_scale) {
   for (int64_t first = 0; first < n; first += chunk) {
     const int64_t count = std::min(chunk, n - first);
     if (recompute_logits) head_logits(first, count);
-    const TensorView logits = rows_of(act(m.logits), 0, count);
-    be.cross_entropy_backward(logits, elements_of(act(m.logits_lse), first, count),
-                              elements_of(targets, first, count), kIgnoreIndex, loss_scale, logits);
-    const TensorView d_hidden_rows = rows_of(d_hidden, first, count);
-    be.linear_backward(logits, rows_of(act(m.final_norm), first, count), param(layout_.lm_head()),
+    const TensorView logits = act(m.logits).rows(0, count);
+    be.cross_entropy_backward(logits, act(m.logits_lse).rows(first, count),
+                              targets.rows(first, count), kIgnoreIndex, loss_scale, logits);
+    const TensorView d_hidden_rows = d_hidden.rows(first, count);
+    be.linear_backward(logits, act(m.final_norm).rows(first, count), param(layout_.lm_head()),
                        &d_hidden_rows, false, grad(layout_.lm_head()));
   }
   be.rmsnorm_backward(d_hidden, act(m.resid_final), param(layout_.final_norm()), act(m.final_rstd),

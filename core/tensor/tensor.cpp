@@ -77,4 +77,27 @@ TensorView TensorView::reshaped(Shape new_shape) const {
   return view;
 }
 
+TensorView TensorView::rows(int64_t first, int64_t count) const {
+  QWEN3_CHECK(shape.rank() >= 1 && first >= 0 && count >= 0 && first + count <= shape[0],
+              "rows [{}, {}) are outside a tensor of shape {}", first, first + count, shape.str());
+  const int64_t row_elements = shape[0] > 0 ? numel() / shape[0] : 0;
+  TensorView view = *this;
+  view.data =
+      static_cast<char*>(data) + static_cast<size_t>(first * row_elements) * dtype_size(dtype);
+  switch (shape.rank()) {
+    case 1:
+      view.shape = Shape{count};
+      break;
+    case 2:
+      view.shape = Shape{count, shape[1]};
+      break;
+    case 3:
+      view.shape = Shape{count, shape[1], shape[2]};
+      break;
+    default:
+      view.shape = Shape{count, shape[1], shape[2], shape[3]};
+  }
+  return view;
+}
+
 }  // namespace qwen3

@@ -47,6 +47,9 @@ struct TensorView {
   size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
   // The same memory seen with another shape of equal element count.
   TensorView reshaped(Shape new_shape) const;
+  // Rows [first, first + count) along the first dimension, the others kept: elements of a 1-D
+  // view, rows of a matrix. Bounds-checked.
+  TensorView rows(int64_t first, int64_t count) const;
 
   template <class T>
   T* as() const {
