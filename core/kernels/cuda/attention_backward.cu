@@ -11,6 +11,7 @@
 
 #include "core/cuda/check.h"
 #include "core/kernels/cuda/attention.h"
+#include "core/kernels/cuda/attention_common.cuh"
 #include "core/kernels/cuda/common.cuh"
 #include "core/util/error.h"
 
@@ -27,7 +28,6 @@ constexpr int kMinBlocks = 2;
 // The streamed tile has one row per lane (queries in dkv, keys in dq): each lane computes the
 // scores of its row against the warp's rows in one pass.
 constexpr int kStreamTile = kWarpSize;
-constexpr float kLog2e = 1.4426950408889634f;
 // Grid-stride launch for the row-dot kernel: 8 warps (rows) per block.
 constexpr int kRowDotThreads = 256;
 
@@ -394,17 +394,7 @@ size_t attention_backward_workspace_bytes(const AttentionDims& d) {
 void attention_backward(const AttentionDims& d, const bf16* dout, const bf16* q, const bf16* k,
                         const bf16* v, const bf16* out, const float* lse, const int32_t* doc_ids,
                         void* workspace, bf16* dq, bf16* dk, bf16* dv, cudaStream_t stream) {
-  QWEN3_CHECK(d.batch > 0 && d.seq > 0 && d.q_heads > 0 && d.kv_heads > 0 && d.head_dim > 0,
-              "attention_backward: sizes must be positive (batch {}, seq {}, q_heads {}, "
-              "kv_heads {}, head_dim {})",
-              d.batch, d.seq, d.q_heads, d.kv_heads, d.head_dim);
-  QWEN3_CHECK(d.q_heads % d.kv_heads == 0,
-              "attention_backward: q_heads {} is not a multiple of kv_heads {}", d.q_heads,
-              d.kv_heads);
-  QWEN3_CHECK(d.head_dim == 16 || d.head_dim == 32 || d.head_dim == 64 || d.head_dim == 128 ||
-                  d.head_dim == 256,
-              "attention_backward: head_dim {} is not supported (supported: 16, 32, 64, 128, 256)",
-              d.head_dim);
+  check_attention_dims("attention_backward", d);
   QWEN3_CHECK(dout && q && k && v && out && lse && dq && dk && dv,
               "attention_backward: null input or output pointer");
   QWEN3_CHECK(workspace != nullptr && reinterpret_cast<uintptr_t>(workspace) % 256 == 0,
@@ -417,20 +407,12 @@ void attention_backward(const AttentionDims& d, const bf16* dout, const bf16* q,
   QWEN3_CUDA_CHECK_LAUNCH();
 
   const float scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
-  const BackwardArgs a{dout, q,  k,       v,     lse,       row_dot,    doc_ids, dq,
-                       dk,   dv, d.batch, d.seq, d.q_heads, d.kv_heads, scale,   scale * kLog2e};
-  switch (d.head_dim) {
-    case 16:
-      return launch_backward<16>(a, stream);
-    case 32:
-      return launch_backward<32>(a, stream);
-    case 64:
-      return launch_backward<64>(a, stream);
-    case 128:
-      return launch_backward<128>(a, stream);
-    default:
-      return launch_backward<256>(a, stream);  // the only other value the check allows
-  }
+  const BackwardArgs a{dout,      q,          k,       v,
+                       lse,       row_dot,    doc_ids, dq,
+                       dk,        dv,         d.batch, d.seq,
+                       d.q_heads, d.kv_heads, scale,   attention_score_scale_log2(d.head_dim)};
+  dispatch_head_dim(d.head_dim,
+                    [&](auto head_dim) { launch_backward<decltype(head_dim)::value>(a, stream); });
 }
 
 }  // namespace qwen3::cuda

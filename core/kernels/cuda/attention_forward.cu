@@ -6,6 +6,7 @@
 
 #include "core/cuda/check.h"
 #include "core/kernels/cuda/attention.h"
+#include "core/kernels/cuda/attention_common.cuh"
 #include "core/kernels/cuda/common.cuh"
 #include "core/util/error.h"
 
@@ -19,7 +20,6 @@ constexpr int kThreads = kWarps * kWarpSize;
 // One key per lane: a warp computes a row's scores for a whole key tile in one pass, and the
 // row's max and sum over the tile are warp shuffles.
 constexpr int kKeyTile = kWarpSize;
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 template <int HEAD_DIM>
@@ -224,34 +224,14 @@ void launch_forward(ForwardArgs a, cudaStream_t stream) {
 
 void attention_forward(const AttentionDims& d, const bf16* q, const bf16* k, const bf16* v,
                        const int32_t* doc_ids, bf16* out, float* lse, cudaStream_t stream) {
-  QWEN3_CHECK(d.batch > 0 && d.seq > 0 && d.q_heads > 0 && d.kv_heads > 0 && d.head_dim > 0,
-              "attention_forward: sizes must be positive (batch {}, seq {}, q_heads {}, "
-              "kv_heads {}, head_dim {})",
-              d.batch, d.seq, d.q_heads, d.kv_heads, d.head_dim);
-  QWEN3_CHECK(d.q_heads % d.kv_heads == 0,
-              "attention_forward: q_heads {} is not a multiple of kv_heads {}", d.q_heads,
-              d.kv_heads);
-  QWEN3_CHECK(d.head_dim == 16 || d.head_dim == 32 || d.head_dim == 64 || d.head_dim == 128 ||
-                  d.head_dim == 256,
-              "attention_forward: head_dim {} is not supported (supported: 16, 32, 64, 128, 256)",
-              d.head_dim);
+  check_attention_dims("attention_forward", d);
   QWEN3_CHECK(q && k && v && out && lse, "attention_forward: null q, k, v, out or lse");
   // The same expression as in the backward, so both see the same scores.
-  const float score_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim)) * kLog2e;
+  const float score_scale = attention_score_scale_log2(d.head_dim);
   const ForwardArgs a{q,       k,     v,         doc_ids,    out, lse,
                       d.batch, d.seq, d.q_heads, d.kv_heads, 0,   score_scale};
-  switch (d.head_dim) {
-    case 16:
-      return launch_forward<16>(a, stream);
-    case 32:
-      return launch_forward<32>(a, stream);
-    case 64:
-      return launch_forward<64>(a, stream);
-    case 128:
-      return launch_forward<128>(a, stream);
-    default:  // 256, the only other value the check allows
-      return launch_forward<256>(a, stream);
-  }
+  dispatch_head_dim(d.head_dim,
+                    [&](auto head_dim) { launch_forward<decltype(head_dim)::value>(a, stream); });
 }
 
 }  // namespace qwen3::cuda
