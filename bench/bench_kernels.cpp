@@ -147,6 +147,10 @@ int main(int argc, char** argv) {
     b.time("rmsnorm_backward", nd, 6.0 * n * d, 0,
            [&] { be.rmsnorm_backward(y, x, norm_w, rstd, dx, false, dw_norm); });
     b.time("add", nd, 6.0 * n * d, 0, [&] { be.add(x, y, dx); });
+    // Reads two [N, d] inputs, writes the sum and the normalised output.
+    auto normed = b.tensor(bf, {n, d}, 1, 41);
+    b.time("add_rmsnorm_forward", nd, 8.0 * n * d, 0,
+           [&] { be.add_rmsnorm_forward(x, y, norm_w, 1e-6f, dx, normed, rstd); });
 
     auto wq = b.tensor(bf, {hq * hd, d}, 0.02, 9), q = b.tensor(bf, {n, hq * hd}, 1, 10);
     const double q_flops = 2.0 * n * d * hq * hd;
@@ -176,6 +180,13 @@ int main(int argc, char** argv) {
     const TensorView q3 = q.reshaped({n, hq, hd});
     b.time("rope_forward (q)", std::to_string(n) + "×16×128", 4.0 * n * hq * hd, 0,
            [&] { be.rope_forward(q3, positions, 1e6, q3); });
+    auto qk_w = b.tensor(bf, {hd}, 1, 37), q_rstd = b.tensor(DType::F32, {n * hq}, 1, 38);
+    auto q_out = b.tensor(bf, {n, hq, hd}, 1, 39), dq_w = b.tensor(bf, {hd}, 1, 40);
+    b.time("qk_norm_rope_forward (q)", std::to_string(n) + "×16×128", 4.0 * n * hq * hd, 0,
+           [&] { be.qk_norm_rope_forward(q3, qk_w, positions, 1e-6f, 1e6, q_out, q_rstd); });
+    // Reads dy twice (dw partials, then dx) and x twice, writes dx.
+    b.time("qk_norm_rope_backward (q)", std::to_string(n) + "×16×128", 10.0 * n * hq * hd, 0,
+           [&] { be.qk_norm_rope_backward(q_out, q3, qk_w, q_rstd, positions, 1e6, q_out, dq_w); });
 
     const Shape qs{batch, seq, hq, hd}, ks{batch, seq, hkv, hd};
     auto aq = b.tensor(bf, qs, 1, 20), ak = b.tensor(bf, ks, 1, 21), av = b.tensor(bf, ks, 1, 22);

@@ -16,17 +16,18 @@ StepResult train_step(Qwen3Model& model, ZeroAdamW& optimizer, Communicator& hos
   result.tokens = host_comm.all_reduce_value(local_tokens);
 
   optimizer.zero_grad();
-  double local_loss = 0.0;
   // With nothing scored anywhere the gradient is zero; the passes still run so that every rank
   // takes part in the same collectives.
   const float scale = result.tokens > 0 ? static_cast<float>(1.0 / double(result.tokens)) : 0.0f;
+  // The micro-batches' losses add up on the device; the host reads them once, after the norm
+  // (which it must wait for anyway), so nothing inside the loop waits for the GPU.
   for (const Batch& b : micro_batches) {
-    local_loss += model.forward(b).sum;
+    model.forward_queued(b);
     model.backward(scale);
     optimizer.micro_batch_done();
   }
   result.grad_norm = optimizer.reduce_gradients();
-  const double loss_sum = host_comm.all_reduce_value(local_loss);
+  const double loss_sum = host_comm.all_reduce_value(model.take_loss_total());
   result.loss = result.tokens > 0 ? loss_sum / double(result.tokens) : 0.0;
 
   result.skipped =

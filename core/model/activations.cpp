@@ -74,8 +74,6 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
   model_.d_q = add("d_q", s, {batch, seq, hq, hd}, scratch, false);
   model_.d_k = add("d_k", s, {batch, seq, hkv, hd}, scratch, false);
   model_.d_v = add("d_v", s, {batch, seq, hkv, hd}, scratch, false);
-  model_.d_q_pre = add("d_q_pre", s, {n, hq * hd}, scratch, false);
-  model_.d_k_pre = add("d_k_pre", s, {n, hkv * hd}, scratch, false);
   model_.d_gate = add("d_gate", s, {n, inter}, scratch, false);
   model_.d_up = add("d_up", s, {n, inter}, scratch, false);
   model_.d_act = add("d_act", s, {n, inter}, scratch, false);

@@ -55,12 +55,11 @@ struct ModelActivations {
   int token_losses;  // [N] f32
   int logits_lse;    // [N] f32
   // scratch
-  int delta;                // [N, d] o_proj / down_proj output before the residual add
-  int d_resid;              // [N, d] gradient of the residual stream
-  int d_hidden;             // [N, d] gradient of a norm output
-  int d_attn;               // [N, Hq·hd]
-  int d_q, d_k, d_v;        // [N, Hq·hd], [N, Hkv·hd], [N, Hkv·hd] (after RoPE, then before it)
-  int d_q_pre, d_k_pre;     // before QK-norm
+  int delta;          // [N, d] o_proj / down_proj output before the residual add
+  int d_resid;        // [N, d] gradient of the residual stream
+  int d_hidden;       // [N, d] gradient of a norm output
+  int d_attn;         // [N, Hq·hd]
+  int d_q, d_k, d_v;  // [N, Hq·hd], [N, Hkv·hd], [N, Hkv·hd] (after RoPE, then before QK-norm)
   int d_gate, d_up, d_act;  // [N, I]
 };
 

@@ -49,8 +49,10 @@ Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat
   const size_t bytes = static_cast<size_t>(padded_size_) * dtype_size(backend.storage_dtype());
   params_ = backend_.allocate(bytes);
   grads_ = backend_.allocate(bytes);
+  loss_total_ = backend_.allocate(sizeof(double));
   backend_.fill_zero(params_padded());
   backend_.fill_zero(grads_padded());
+  backend_.fill_zero(loss_total_->view(DType::F64, {1}));
 }
 
 TensorView Qwen3Model::param(int index) const {
@@ -200,7 +202,7 @@ void Qwen3Model::head_logits(int64_t first, int64_t count) {
                           act(m.logits).rows(0, count));
 }
 
-void Qwen3Model::forward_layer(int l, bool write_output) {
+void Qwen3Model::forward_layer(int l, bool recomputing) {
   Backend& be = backend_;
   const ModelConfig& c = config_;
   const ModelActivations& m = acts_layout_->model();
@@ -212,40 +214,46 @@ void Qwen3Model::forward_layer(int l, bool write_output) {
   const TensorView doc_ids = act(m.doc_ids);
   const LayerParams& p = layout_.layer(l);
   const LayerActivations& a = acts_layout_->layer(l);
-  // attention block
-  be.rmsnorm_forward(act(a.resid_in), param(p.input_layernorm), eps, act(a.ln1), act(a.ln1_rstd));
+  // attention block. In the forward pass the input norm was fused into the add that produced
+  // resid_in (the previous layer's last, or the embedding's own norm); a re-run starts from the
+  // saved resid_in alone.
+  if (recomputing)
+    be.rmsnorm_forward(act(a.resid_in), param(p.input_layernorm), eps, act(a.ln1), act(a.ln1_rstd));
   be.linear_forward(act(a.ln1), param(p.q_proj), act(a.q));
   be.linear_forward(act(a.ln1), param(p.k_proj), act(a.k));
   be.linear_forward(act(a.ln1), param(p.v_proj), act(a.v));
-  // QK-norm over head_dim, one shared weight per projection, then RoPE in place.
+  // QK-norm over head_dim (one weight shared by the heads of a projection) fused with RoPE.
   const TensorView q_rope = act(a.q_rope), k_rope = act(a.k_rope);
-  be.rmsnorm_forward(act(a.q).reshaped({n * hq, hd}), param(p.q_norm), eps,
-                     q_rope.reshaped({n * hq, hd}), act(a.q_rstd));
-  be.rmsnorm_forward(act(a.k).reshaped({n * hkv, hd}), param(p.k_norm), eps,
-                     k_rope.reshaped({n * hkv, hd}), act(a.k_rstd));
-  be.rope_forward(q_rope.reshaped({n, hq, hd}), positions, c.rope_theta,
-                  q_rope.reshaped({n, hq, hd}));
-  be.rope_forward(k_rope.reshaped({n, hkv, hd}), positions, c.rope_theta,
-                  k_rope.reshaped({n, hkv, hd}));
+  be.qk_norm_rope_forward(act(a.q).reshaped({n, hq, hd}), param(p.q_norm), positions, eps,
+                          c.rope_theta, q_rope.reshaped({n, hq, hd}), act(a.q_rstd));
+  be.qk_norm_rope_forward(act(a.k).reshaped({n, hkv, hd}), param(p.k_norm), positions, eps,
+                          c.rope_theta, k_rope.reshaped({n, hkv, hd}), act(a.k_rstd));
   const TensorView v = act(a.v).reshaped({bt[0], bt[1], hkv, hd});
   be.attention_forward(q_rope, k_rope, v, use_doc_ids_ ? &doc_ids : nullptr, act(a.attn),
                        act(a.attn_lse));
   be.linear_forward(act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), act(m.delta));
-  be.add(act(a.resid_in), act(m.delta), act(a.resid_mid));
-  // MLP block
-  be.rmsnorm_forward(act(a.resid_mid), param(p.post_attention_layernorm), eps, act(a.ln2),
-                     act(a.ln2_rstd));
+  // MLP block, its norm fused with the residual add that closes the attention block
+  be.add_rmsnorm_forward(act(a.resid_in), act(m.delta), param(p.post_attention_layernorm), eps,
+                         act(a.resid_mid), act(a.ln2), act(a.ln2_rstd));
   be.linear_forward(act(a.ln2), param(p.gate_proj), act(a.gate));
   be.linear_forward(act(a.ln2), param(p.up_proj), act(a.up));
   be.swiglu_forward(act(a.gate), act(a.up), act(a.act));
-  if (!write_output) return;
+  if (recomputing) return;
+  // The closing residual add, fused with the norm that reads its result: the next layer's input
+  // norm, or the final norm.
   be.linear_forward(act(a.act), param(p.down_proj), act(m.delta));
-  const int next =
-      l + 1 < c.num_hidden_layers ? acts_layout_->layer(l + 1).resid_in : m.resid_final;
-  be.add(act(a.resid_mid), act(m.delta), act(next));
+  if (l + 1 < c.num_hidden_layers) {
+    const LayerActivations& next = acts_layout_->layer(l + 1);
+    be.add_rmsnorm_forward(act(a.resid_mid), act(m.delta),
+                           param(layout_.layer(l + 1).input_layernorm), eps, act(next.resid_in),
+                           act(next.ln1), act(next.ln1_rstd));
+  } else {
+    be.add_rmsnorm_forward(act(a.resid_mid), act(m.delta), param(layout_.final_norm()), eps,
+                           act(m.resid_final), act(m.final_norm), act(m.final_rstd));
+  }
 }
 
-LossSum Qwen3Model::forward(const Batch& batch) {
+int64_t Qwen3Model::forward_queued(const Batch& batch) {
   const std::vector<int32_t> shifted = upload_batch(batch);
   Backend& be = backend_;
   const ModelConfig& c = config_;
@@ -254,11 +262,13 @@ LossSum Qwen3Model::forward(const Batch& batch) {
   const float eps = static_cast<float>(c.rms_norm_eps);
   const TensorView tokens = act(m.tokens).reshaped({n});
 
-  be.embedding_forward(tokens, param(layout_.embed_tokens()), act(acts_layout_->layer(0).resid_in));
+  const LayerActivations& first = acts_layout_->layer(0);
+  be.embedding_forward(tokens, param(layout_.embed_tokens()), act(first.resid_in));
+  be.rmsnorm_forward(act(first.resid_in), param(layout_.layer(0).input_layernorm), eps,
+                     act(first.ln1), act(first.ln1_rstd));
+  // Each layer ends with the next norm (the last with the final norm) fused into its residual add.
   for (int l = 0; l < c.num_hidden_layers; ++l)
-    forward_layer(l, true);
-  be.rmsnorm_forward(act(m.resid_final), param(layout_.final_norm()), eps, act(m.final_norm),
-                     act(m.final_rstd));
+    forward_layer(l, false);
   // The head and loss, a chunk of rows at a time where the logits would not fit whole.
   const TensorView targets = act(m.labels_shifted).reshaped({n});
   const int64_t chunk = acts_layout_->logits_rows();
@@ -270,16 +280,26 @@ LossSum Qwen3Model::forward(const Batch& batch) {
                              act(m.logits_lse).rows(first, count));
   }
 
-  std::vector<float> losses(static_cast<size_t>(n));
-  be.download(act(m.token_losses), losses.data());
-  LossSum total;
-  for (int64_t i = 0; i < n; ++i)
-    if (shifted[i] != kIgnoreIndex) {
-      total.sum += losses[i];
-      total.tokens += 1;
-    }
+  // Ignored tokens' losses are 0, so the sum over all is the sum over the scored.
+  be.accumulate_sum(act(m.token_losses), loss_total_->view(DType::F64, {1}));
   forward_done_ = true;
-  return total;
+  return static_cast<int64_t>(
+      std::count_if(shifted.begin(), shifted.end(), [](int32_t t) { return t != kIgnoreIndex; }));
+}
+
+double Qwen3Model::take_loss_total() {
+  const TensorView total = loss_total_->view(DType::F64, {1});
+  double host = 0.0;
+  backend_.download(total, &host);
+  backend_.fill_zero(total);
+  return host;
+}
+
+LossSum Qwen3Model::forward(const Batch& batch) {
+  LossSum result;
+  result.tokens = forward_queued(batch);
+  result.sum = take_loss_total();
+  return result;
 }
 
 void Qwen3Model::backward_layer(int l) {
@@ -311,16 +331,16 @@ void Qwen3Model::backward_layer(int l) {
   const TensorView v = act(a.v).reshaped(d_v.shape);
   be.attention_backward(d_attn, act(a.q_rope), act(a.k_rope), v, act(a.attn), act(a.attn_lse),
                         use_doc_ids_ ? &doc_ids : nullptr, d_q, d_k, d_v);
-  be.rope_backward(d_q.reshaped({n, hq, hd}), positions, c.rope_theta, d_q.reshaped({n, hq, hd}));
-  be.rope_backward(d_k.reshaped({n, hkv, hd}), positions, c.rope_theta, d_k.reshaped({n, hkv, hd}));
-  const TensorView d_q_pre = act(m.d_q_pre), d_k_pre = act(m.d_k_pre);
-  be.rmsnorm_backward(d_q.reshaped({n * hq, hd}), act(a.q).reshaped({n * hq, hd}), param(p.q_norm),
-                      act(a.q_rstd), d_q_pre.reshaped({n * hq, hd}), false, grad(p.q_norm));
-  be.rmsnorm_backward(d_k.reshaped({n * hkv, hd}), act(a.k).reshaped({n * hkv, hd}),
-                      param(p.k_norm), act(a.k_rstd), d_k_pre.reshaped({n * hkv, hd}), false,
-                      grad(p.k_norm));
-  be.linear_backward(d_q_pre, act(a.ln1), param(p.q_proj), &d_hidden, false, grad(p.q_proj));
-  be.linear_backward(d_k_pre, act(a.ln1), param(p.k_proj), &d_hidden, true, grad(p.k_proj));
+  // Through RoPE and QK-norm in one pass, in place: d_q and d_k become the projections' gradients.
+  const TensorView d_q_heads = d_q.reshaped({n, hq, hd}), d_k_heads = d_k.reshaped({n, hkv, hd});
+  be.qk_norm_rope_backward(d_q_heads, act(a.q).reshaped({n, hq, hd}), param(p.q_norm),
+                           act(a.q_rstd), positions, c.rope_theta, d_q_heads, grad(p.q_norm));
+  be.qk_norm_rope_backward(d_k_heads, act(a.k).reshaped({n, hkv, hd}), param(p.k_norm),
+                           act(a.k_rstd), positions, c.rope_theta, d_k_heads, grad(p.k_norm));
+  be.linear_backward(d_q.reshaped({n, hq * hd}), act(a.ln1), param(p.q_proj), &d_hidden, false,
+                     grad(p.q_proj));
+  be.linear_backward(d_k.reshaped({n, hkv * hd}), act(a.ln1), param(p.k_proj), &d_hidden, true,
+                     grad(p.k_proj));
   be.linear_backward(d_v.reshaped({n, hkv * hd}), act(a.ln1), param(p.v_proj), &d_hidden, true,
                      grad(p.v_proj));
   be.rmsnorm_backward(d_hidden, act(a.resid_in), param(p.input_layernorm), act(a.ln1_rstd), d_resid,
@@ -360,7 +380,7 @@ void Qwen3Model::backward(float loss_scale) {
   for (int l = c.num_hidden_layers - 1; l >= 0; --l) {
     // The layer's activations are re-made from its saved input, then consumed. The last layer's
     // are still in the working set from the forward pass.
-    if (memory_.recompute_layers && l + 1 < c.num_hidden_layers) forward_layer(l, false);
+    if (memory_.recompute_layers && l + 1 < c.num_hidden_layers) forward_layer(l, true);
     backward_layer(l);
   }
   be.embedding_backward(tokens, d_resid, grad(layout_.embed_tokens()));

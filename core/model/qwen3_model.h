@@ -85,8 +85,16 @@ class Qwen3Model {
   std::vector<float> grads_to_host() const;
   void zero_grads();
 
-  // Runs the forward pass and keeps what backward needs. Returns the summed loss over scored
-  // tokens; the caller normalises (by this micro-batch, or a global token count).
+  // Runs the forward pass and keeps what backward needs. The micro-batch's summed loss over
+  // scored tokens is added to a running total on the device, without waiting for it; returns the
+  // number of scored tokens (known on the host). A training step queues its micro-batches this
+  // way and reads the total once, at its end.
+  int64_t forward_queued(const Batch& batch);
+  // The summed loss queued since the last call, in nats; waits for the device, then restarts the
+  // total at zero.
+  double take_loss_total();
+  // forward_queued, then take_loss_total: this micro-batch's loss (with any total not yet taken).
+  // The caller normalises (by this micro-batch, or a global token count).
   LossSum forward(const Batch& batch);
   // Adds d(loss_scale · LossSum.sum)/dθ into the gradient buffer. Call after forward(); it consumes
   // the logits, which hold their gradient afterwards.
@@ -101,9 +109,11 @@ class Qwen3Model {
  private:
   TensorView act(int index) const;
   void ensure_activations(int64_t batch, int64_t seq);
-  // One decoder layer's forward from its resid_in. `write_output`: add the MLP output into the
-  // next layer's input (not when recomputing, where that input is already there).
-  void forward_layer(int l, bool write_output);
+  // One decoder layer's forward from its resid_in and ln1, ending with the residual add fused into
+  // the next layer's input norm (or the final norm). `recomputing`: the backward pass re-runs the
+  // layer from its saved resid_in alone, so ln1 is computed here and the output, already there,
+  // is not written.
+  void forward_layer(int l, bool recomputing);
   // One decoder layer's backward: d_resid holds the gradient of its output and becomes that of
   // its input.
   void backward_layer(int l);
@@ -119,6 +129,7 @@ class Qwen3Model {
   ParamLayout layout_;
   int64_t padded_size_ = 0;
   std::unique_ptr<Buffer> params_, grads_;
+  std::unique_ptr<Buffer> loss_total_;  // [1] f64: summed loss of the micro-batches queued
   std::unique_ptr<ActivationLayout> acts_layout_;
   std::unique_ptr<Buffer> acts_;
   MemoryOptions memory_;

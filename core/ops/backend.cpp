@@ -137,6 +137,64 @@ void Backend::rmsnorm_backward(const TensorView& dy, const TensorView& x, const 
   rmsnorm_backward_impl(dy, x, w, rstd, dx, accumulate_dx, dw);
 }
 
+void Backend::add_rmsnorm_forward(const TensorView& a, const TensorView& b, const TensorView& w,
+                                  float eps, const TensorView& sum, const TensorView& y,
+                                  const TensorView& rstd) {
+  const char* op = "add_rmsnorm_forward";
+  expect_rank(op, "a", a, 2);
+  const DType s = storage_dtype();
+  const int64_t rows = a.shape[0], cols = a.shape[1];
+  expect(*this, op, "a", a, s, {rows, cols});
+  expect(*this, op, "b", b, s, {rows, cols});
+  expect(*this, op, "w", w, s, {cols});
+  expect(*this, op, "sum", sum, s, {rows, cols});
+  expect(*this, op, "y", y, s, {rows, cols});
+  expect(*this, op, "rstd", rstd, DType::F32, {rows});
+  QWEN3_CHECK(eps > 0.0f, "{}: eps must be positive, got {}", op, eps);
+  add_rmsnorm_forward_impl(a, b, w, eps, sum, y, rstd);
+}
+
+namespace {
+
+// The arguments qk_norm_rope's forward and backward share: [N, heads, head_dim] with an even
+// head_dim, its weight and the positions.
+void expect_qk_norm_rope(const Backend& backend, const char* op, const char* arg,
+                         const TensorView& x, const TensorView& w, const TensorView& positions,
+                         double theta) {
+  expect_rank(op, arg, x, 3);
+  const Shape shape{x.shape[0], x.shape[1], x.shape[2]};
+  expect(backend, op, arg, x, backend.storage_dtype(), shape);
+  expect(backend, op, "w", w, backend.storage_dtype(), {shape[2]});
+  expect(backend, op, "positions", positions, DType::I32, {shape[0]});
+  QWEN3_CHECK(shape[2] % 2 == 0, "{}: head_dim {} must be even", op, shape[2]);
+  QWEN3_CHECK(theta > 0.0, "{}: theta must be positive, got {}", op, theta);
+}
+
+}  // namespace
+
+void Backend::qk_norm_rope_forward(const TensorView& x, const TensorView& w,
+                                   const TensorView& positions, float eps, double theta,
+                                   const TensorView& y, const TensorView& rstd) {
+  const char* op = "qk_norm_rope_forward";
+  expect_qk_norm_rope(*this, op, "x", x, w, positions, theta);
+  expect(*this, op, "y", y, storage_dtype(), x.shape);
+  expect(*this, op, "rstd", rstd, DType::F32, {x.shape[0] * x.shape[1]});
+  QWEN3_CHECK(eps > 0.0f, "{}: eps must be positive, got {}", op, eps);
+  qk_norm_rope_forward_impl(x, w, positions, eps, theta, y, rstd);
+}
+
+void Backend::qk_norm_rope_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
+                                    const TensorView& rstd, const TensorView& positions,
+                                    double theta, const TensorView& dx, const TensorView& dw) {
+  const char* op = "qk_norm_rope_backward";
+  expect_qk_norm_rope(*this, op, "x", x, w, positions, theta);
+  expect(*this, op, "dy", dy, storage_dtype(), x.shape);
+  expect(*this, op, "rstd", rstd, DType::F32, {x.shape[0] * x.shape[1]});
+  expect(*this, op, "dx", dx, storage_dtype(), x.shape);
+  expect(*this, op, "dw", dw, storage_dtype(), w.shape);
+  qk_norm_rope_backward_impl(dy, x, w, rstd, positions, theta, dx, dw);
+}
+
 void Backend::rope_forward(const TensorView& x, const TensorView& positions, double theta,
                            const TensorView& y) {
   const char* op = "rope_forward";
@@ -293,6 +351,13 @@ void Backend::accumulate(const TensorView& src, const TensorView& dst) {
 double Backend::sum_squares(const TensorView& x) {
   expect_float_like(*this, "sum_squares", "x", x, x.shape);
   return sum_squares_impl(x);
+}
+
+void Backend::accumulate_sum(const TensorView& x, const TensorView& total) {
+  expect_rank("accumulate_sum", "x", x, 1);
+  expect(*this, "accumulate_sum", "x", x, DType::F32, x.shape);
+  expect(*this, "accumulate_sum", "total", total, DType::F64, {1});
+  accumulate_sum_impl(x, total);
 }
 
 void Backend::adamw_update(const TensorView& master, const TensorView& grad, const TensorView& m,

@@ -72,6 +72,21 @@ class Backend {
                         const TensorView& rstd, const TensorView& dx, bool accumulate_dx,
                         const TensorView& dw);
 
+  // The residual add fused with the norm that reads it: sum[R, C] = a + b (may alias a or b),
+  // y[R, C] = rmsnorm(sum) · w, rstd[R] f32. Its backward is rmsnorm_backward with accumulate_dx,
+  // which adds the norm's input gradient into the residual stream's in the same pass.
+  void add_rmsnorm_forward(const TensorView& a, const TensorView& b, const TensorView& w, float eps,
+                           const TensorView& sum, const TensorView& y, const TensorView& rstd);
+
+  // QK-norm fused with RoPE: x[N, heads, head_dim], w[head_dim], positions[N] i32
+  //   -> y[N, heads, head_dim] = rope(rmsnorm(x) · w), rstd[N · heads] f32
+  void qk_norm_rope_forward(const TensorView& x, const TensorView& w, const TensorView& positions,
+                            float eps, double theta, const TensorView& y, const TensorView& rstd);
+  // dx[N, heads, head_dim] overwritten (may alias dy), dw[head_dim] +=
+  void qk_norm_rope_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
+                             const TensorView& rstd, const TensorView& positions, double theta,
+                             const TensorView& dx, const TensorView& dw);
+
   // x[N, heads, head_dim], positions[N] i32 -> y (may alias x)
   void rope_forward(const TensorView& x, const TensorView& positions, double theta,
                     const TensorView& y);
@@ -112,6 +127,8 @@ class Backend {
   void accumulate(const TensorView& src, const TensorView& dst);
   // Σ x² of x[n] float-like, accumulated in double; returned to the host.
   double sum_squares(const TensorView& x);
+  // total[1] f64 += Σ x[n] f32, in double and a fixed order, without waiting for the device.
+  void accumulate_sum(const TensorView& x, const TensorView& total);
   // master[n], m[n], v[n] f32 updated in place from grad[n] float-like; see AdamWHyper.
   void adamw_update(const TensorView& master, const TensorView& grad, const TensorView& m,
                     const TensorView& v, const AdamWHyper& hyper);
@@ -134,6 +151,16 @@ class Backend {
   virtual void rmsnorm_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
                                      const TensorView& rstd, const TensorView& dx,
                                      bool accumulate_dx, const TensorView& dw) = 0;
+  virtual void add_rmsnorm_forward_impl(const TensorView& a, const TensorView& b,
+                                        const TensorView& w, float eps, const TensorView& sum,
+                                        const TensorView& y, const TensorView& rstd) = 0;
+  virtual void qk_norm_rope_forward_impl(const TensorView& x, const TensorView& w,
+                                         const TensorView& positions, float eps, double theta,
+                                         const TensorView& y, const TensorView& rstd) = 0;
+  virtual void qk_norm_rope_backward_impl(const TensorView& dy, const TensorView& x,
+                                          const TensorView& w, const TensorView& rstd,
+                                          const TensorView& positions, double theta,
+                                          const TensorView& dx, const TensorView& dw) = 0;
   virtual void rope_impl(const TensorView& x, const TensorView& positions, double theta,
                          const TensorView& y, bool backward) = 0;
   virtual void attention_forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
@@ -159,6 +186,7 @@ class Backend {
   virtual void copy_impl(const TensorView& src, const TensorView& dst) = 0;
   virtual void accumulate_impl(const TensorView& src, const TensorView& dst) = 0;
   virtual double sum_squares_impl(const TensorView& x) = 0;
+  virtual void accumulate_sum_impl(const TensorView& x, const TensorView& total) = 0;
   virtual void adamw_update_impl(const TensorView& master, const TensorView& grad,
                                  const TensorView& m, const TensorView& v,
                                  const AdamWHyper& hyper) = 0;

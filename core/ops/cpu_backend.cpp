@@ -8,10 +8,12 @@
 
 #include "core/kernels/cpu/adamw.h"
 #include "core/kernels/cpu/add.h"
+#include "core/kernels/cpu/add_rmsnorm.h"
 #include "core/kernels/cpu/attention.h"
 #include "core/kernels/cpu/cross_entropy.h"
 #include "core/kernels/cpu/embedding.h"
 #include "core/kernels/cpu/linear.h"
+#include "core/kernels/cpu/qk_norm_rope.h"
 #include "core/kernels/cpu/rmsnorm.h"
 #include "core/kernels/cpu/rope.h"
 #include "core/kernels/cpu/sum_squares.h"
@@ -122,6 +124,28 @@ class CpuBackend final : public Backend {
                           accumulate_dx, f32_mut(dw));
   }
 
+  void add_rmsnorm_forward_impl(const TensorView& a, const TensorView& b, const TensorView& w,
+                                float eps, const TensorView& sum, const TensorView& y,
+                                const TensorView& rstd) override {
+    cpu::add_rmsnorm_forward(f32(a), f32(b), f32(w), a.shape[0], a.shape[1], eps, f32_mut(sum),
+                             f32_mut(y), f32_mut(rstd));
+  }
+
+  void qk_norm_rope_forward_impl(const TensorView& x, const TensorView& w,
+                                 const TensorView& positions, float eps, double theta,
+                                 const TensorView& y, const TensorView& rstd) override {
+    check_ids(positions, INT32_MAX, "position");
+    cpu::qk_norm_rope_forward(f32(x), f32(w), i32(positions), x.shape[0], x.shape[1], x.shape[2],
+                              eps, theta, f32_mut(y), f32_mut(rstd));
+  }
+  void qk_norm_rope_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
+                                  const TensorView& rstd, const TensorView& positions, double theta,
+                                  const TensorView& dx, const TensorView& dw) override {
+    check_ids(positions, INT32_MAX, "position");
+    cpu::qk_norm_rope_backward(f32(dy), f32(x), f32(w), f32(rstd), i32(positions), x.shape[0],
+                               x.shape[1], x.shape[2], theta, f32_mut(dx), f32_mut(dw));
+  }
+
   void rope_impl(const TensorView& x, const TensorView& positions, double theta,
                  const TensorView& y, bool backward) override {
     check_ids(positions, INT32_MAX, "position");
@@ -180,6 +204,9 @@ class CpuBackend final : public Backend {
   }
   double sum_squares_impl(const TensorView& x) override {
     return cpu::sum_squares(f32(x), x.numel());
+  }
+  void accumulate_sum_impl(const TensorView& x, const TensorView& total) override {
+    *total.as<double>() += cpu::sum(f32(x), x.numel());
   }
   void adamw_update_impl(const TensorView& master, const TensorView& grad, const TensorView& m,
                          const TensorView& v, const AdamWHyper& h) override {

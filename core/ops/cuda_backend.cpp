@@ -15,6 +15,7 @@
 #include "core/kernels/cuda/gemm.h"
 #include "core/kernels/cuda/id_check.h"
 #include "core/kernels/cuda/optimizer.h"
+#include "core/kernels/cuda/qk_norm_rope.h"
 #include "core/kernels/cuda/rmsnorm.h"
 #include "core/kernels/cuda/rope.h"
 #include "core/kernels/cuda/swiglu.h"
@@ -132,9 +133,14 @@ class CudaBackend final : public Backend {
     }
     QWEN3_CUDA_CHECK(
         cudaMemcpyAsync(dst.data, source, dst.bytes(), cudaMemcpyHostToDevice, stream_));
-    // `converted` must outlive the copy; pageable copies are staged by the driver, but waiting
-    // keeps that true whatever memory the caller passed.
-    QWEN3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // From pageable memory (`converted`, and the vectors callers pass) the runtime copies the
+    // source into its staging buffer before cudaMemcpyAsync returns, so the host need not wait
+    // for the device: uploading a micro-batch does not stall the queue. From page-locked memory
+    // the DMA reads the source later, so only then is the copy waited for.
+    cudaPointerAttributes attributes{};
+    QWEN3_CUDA_CHECK(cudaPointerGetAttributes(&attributes, source));
+    if (attributes.type != cudaMemoryTypeUnregistered)
+      QWEN3_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void download_impl(const TensorView& src, void* host) override {
     if (!is_bf16(src)) {
@@ -213,6 +219,28 @@ class CudaBackend final : public Backend {
                            accumulate_dx, bf_mut(dw), workspace, stream_);
   }
 
+  void add_rmsnorm_forward_impl(const TensorView& a, const TensorView& b, const TensorView& w,
+                                float eps, const TensorView& sum, const TensorView& y,
+                                const TensorView& rstd) override {
+    cuda::add_rmsnorm_forward(bf(a), bf(b), bf(w), a.shape[0], a.shape[1], eps, bf_mut(sum),
+                              bf_mut(y), f32_mut(rstd), stream_);
+  }
+
+  void qk_norm_rope_forward_impl(const TensorView& x, const TensorView& w,
+                                 const TensorView& positions, float eps, double theta,
+                                 const TensorView& y, const TensorView& rstd) override {
+    cuda::qk_norm_rope_forward(bf(x), bf(w), i32(positions), x.shape[0], x.shape[1], x.shape[2],
+                               eps, theta, bf_mut(y), f32_mut(rstd), stream_);
+  }
+  void qk_norm_rope_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
+                                  const TensorView& rstd, const TensorView& positions, double theta,
+                                  const TensorView& dx, const TensorView& dw) override {
+    const int64_t rows = x.shape[0], heads = x.shape[1], head_dim = x.shape[2];
+    void* workspace = scratch(cuda::qk_norm_rope_backward_workspace_bytes(rows, heads, head_dim));
+    cuda::qk_norm_rope_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), i32(positions), rows,
+                                heads, head_dim, theta, bf_mut(dx), bf_mut(dw), workspace, stream_);
+  }
+
   void rope_impl(const TensorView& x, const TensorView& positions, double theta,
                  const TensorView& y, bool backward) override {
     cuda::rope(bf(x), i32(positions), x.shape[0], x.shape[1], x.shape[2], theta, backward,
@@ -279,6 +307,10 @@ class CudaBackend final : public Backend {
         cudaMemcpyAsync(&host, result, sizeof(double), cudaMemcpyDeviceToHost, stream_));
     synchronize();
     return host;
+  }
+  void accumulate_sum_impl(const TensorView& x, const TensorView& total) override {
+    cuda::sum_into(x.as<const float>(), x.numel(), total.as<double>(),
+                   scratch(cuda::sum_squares_workspace_bytes()), stream_);
   }
   void adamw_update_impl(const TensorView& master, const TensorView& grad, const TensorView& m,
                          const TensorView& v, const AdamWHyper& h) override {

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -67,6 +68,11 @@ class Arena {
     backend_.upload(values.data(), v);
     return v;
   }
+  TensorView doubles(const Shape& shape, const std::vector<double>& values) {
+    TensorView v = allocate(shape, DType::F64);
+    backend_.upload(values.data(), v);
+    return v;
+  }
   // NaN everywhere: what the op does not write stays NaN.
   TensorView poisoned(const Shape& shape, DType dtype) {
     return floats(shape,
@@ -76,6 +82,13 @@ class Arena {
   }
   Output read(const TensorView& v) {
     Output out{std::vector<float>(static_cast<size_t>(v.numel())), v.dtype};
+    if (v.dtype == DType::F64) {  // compared as fp32, which the tolerance allows for
+      std::vector<double> wide(out.values.size());
+      backend_.download(v, wide.data());
+      std::copy(wide.begin(), wide.end(), out.values.begin());
+      out.dtype = DType::F32;
+      return out;
+    }
     backend_.download(v, out.values.data());
     return out;
   }
@@ -180,6 +193,47 @@ std::vector<OpCase> all_cases() {
                        a.backend().rmsnorm_backward(dy, x, w, rstd, dx, accumulate, dw);
                        return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
                      }});
+  cases.push_back({"add_rmsnorm_forward", [](Arena& a) {
+                     auto resid = a.stored({kN, kIn}, normal(kN * kIn, 40, 3.0));
+                     auto delta = a.stored({kN, kIn}, normal(kN * kIn, 41));
+                     auto w = a.stored({kIn}, normal(kIn, 42));
+                     auto sum = a.poisoned({kN, kIn}, a.storage());
+                     auto y = a.poisoned({kN, kIn}, a.storage());
+                     auto rstd = a.poisoned({kN}, DType::F32);
+                     a.backend().add_rmsnorm_forward(resid, delta, w, 1e-6f, sum, y, rstd);
+                     // In place, as the model may run it: the sum over the residual itself.
+                     auto y2 = a.poisoned({kN, kIn}, a.storage());
+                     auto rstd2 = a.poisoned({kN}, DType::F32);
+                     a.backend().add_rmsnorm_forward(resid, delta, w, 1e-6f, resid, y2, rstd2);
+                     return Outputs{{"sum", a.read(sum)},
+                                    {"y", a.read(y)},
+                                    {"rstd", a.read(rstd)},
+                                    {"sum_in_place", a.read(resid)},
+                                    {"y_in_place", a.read(y2)}};
+                   }});
+  cases.push_back(
+      {"qk_norm_rope", [](Arena& a) {
+         std::vector<int32_t> pos(kN);
+         for (int64_t i = 0; i < kN; ++i)  // restarts, and one far position
+           pos[size_t(i)] = static_cast<int32_t>(i % 9 * 53);
+         pos[5] = 40000;
+         auto positions = a.ints({kN}, pos);
+         auto x = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 43, 3.0));
+         auto w = a.stored({kHd}, normal(kHd, 44));
+         auto y = a.poisoned({kN, kHq, kHd}, a.storage());
+         auto rstd = a.poisoned({kN * kHq}, DType::F32);
+         a.backend().qk_norm_rope_forward(x, w, positions, 1e-6f, 1e6, y, rstd);
+         auto dy = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 45));
+         auto dx = a.poisoned({kN, kHq, kHd}, a.storage());
+         auto dw = a.floats({kHd}, normal(kHd, 46), a.storage());
+         a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dx, dw);
+         // dx over dy itself, as the model may run it.
+         auto dw2 = a.floats({kHd}, normal(kHd, 46), a.storage());
+         a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dy, dw2);
+         return Outputs{
+             {"y", a.read(y)},   {"rstd", a.read(rstd)},      {"dx", a.read(dx)},
+             {"dw", a.read(dw)}, {"dx_in_place", a.read(dy)}, {"dw_in_place", a.read(dw2)}};
+       }});
   for (bool backward : {false, true})
     cases.push_back({backward ? "rope_backward" : "rope_forward", [backward](Arena& a) {
                        std::vector<int32_t> pos(kN);
@@ -279,6 +333,17 @@ std::vector<OpCase> all_cases() {
                                     {"weights", a.read(weights)},
                                     {"accumulated", a.read(sum)},
                                     {"sum_squares", {{static_cast<float>(squares)}}}};
+                   }});
+  cases.push_back({"accumulate_sum", [](Arena& a) {
+                     // Two micro-batches' losses onto a running total; 10,000 elements span
+                     // several blocks of every backend's fixed reduction grid.
+                     const int64_t n = 10000;
+                     auto first = a.floats({n}, normal(n, 37, 3.0));
+                     auto second = a.floats({n}, normal(n, 38, 3.0));
+                     auto total = a.doubles({1}, {0.5});
+                     a.backend().accumulate_sum(first, total);
+                     a.backend().accumulate_sum(second, total);
+                     return Outputs{{"total", a.read(total)}};
                    }});
   return cases;
 }

@@ -11,10 +11,12 @@
 #include <vector>
 
 #include "core/kernels/cpu/add.h"
+#include "core/kernels/cpu/add_rmsnorm.h"
 #include "core/kernels/cpu/attention.h"
 #include "core/kernels/cpu/cross_entropy.h"
 #include "core/kernels/cpu/embedding.h"
 #include "core/kernels/cpu/linear.h"
+#include "core/kernels/cpu/qk_norm_rope.h"
 #include "core/kernels/cpu/rmsnorm.h"
 #include "core/kernels/cpu/rope.h"
 #include "core/kernels/cpu/swiglu.h"
@@ -140,6 +142,65 @@ TEST(GradCheck, Rope) {
   Vec dx(x.size());
   rope_backward(probe.data(), positions.data(), rows, heads, hd, theta, dx.data());
   expect_gradient("rope dx", x, forward, probe, dx);
+}
+
+// The fused op against its definition, rope(rmsnorm(x) · w), and by finite differences: dx and
+// dw of the composition, with positions that restart and one far out.
+TEST(GradCheck, QkNormRope) {
+  const int64_t rows = 5, heads = 3, hd = 8;
+  const std::vector<int32_t> positions{0, 1, 7, 0, 40959};
+  const double theta = 1e6, eps = 1e-6;
+  Vec x = random_vec(rows * heads * hd, 30, 2.0), w = random_vec(hd, 31),
+      probe = random_vec(rows * heads * hd, 32);
+  auto forward = [&] {
+    Vec y(x.size()), rstd(rows * heads);
+    qk_norm_rope_forward(x.data(), w.data(), positions.data(), rows, heads, hd, eps, theta,
+                         y.data(), rstd.data());
+    return y;
+  };
+  Vec normed(x.size()), rstd(rows * heads), expected(x.size());
+  rmsnorm_forward(x.data(), w.data(), rows * heads, hd, eps, normed.data(), rstd.data());
+  rope_forward(normed.data(), positions.data(), rows, heads, hd, theta, expected.data());
+  const Vec y = forward();
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_NEAR(y[i], expected[i], 1e-14) << "element " << i;
+  // dx overwrites, dw accumulates.
+  Vec dx(x.size(), 7.0), dw(hd, 0.0);
+  qk_norm_rope_backward(probe.data(), x.data(), w.data(), rstd.data(), positions.data(), rows,
+                        heads, hd, theta, dx.data(), dw.data());
+  expect_gradient("qk_norm_rope dx", x, forward, probe, dx);
+  expect_gradient("qk_norm_rope dw", w, forward, probe, dw);
+  Vec dx2(x.size()), dw2(hd, 1.0);
+  qk_norm_rope_backward(probe.data(), x.data(), w.data(), rstd.data(), positions.data(), rows,
+                        heads, hd, theta, dx2.data(), dw2.data());
+  for (size_t i = 0; i < dw.size(); ++i)
+    EXPECT_NEAR(dw2[i], dw[i] + 1.0, 1e-12);
+}
+
+// sum = a + b, then the norm of the sum; both gradients are the norm's input gradient, which the
+// model obtains from rmsnorm_backward with accumulate_dx into the residual stream's gradient.
+TEST(GradCheck, AddRmsNorm) {
+  const int64_t rows = 4, cols = 12;
+  const double eps = 1e-6;
+  Vec a = random_vec(rows * cols, 33, 2.0), b = random_vec(rows * cols, 34),
+      w = random_vec(cols, 35), probe = random_vec(rows * cols, 36);
+  auto forward = [&] {
+    Vec sum(a.size()), y(a.size()), rstd(rows);
+    add_rmsnorm_forward(a.data(), b.data(), w.data(), rows, cols, eps, sum.data(), y.data(),
+                        rstd.data());
+    for (size_t i = 0; i < sum.size(); ++i)
+      EXPECT_EQ(sum[i], a[i] + b[i]);
+    return y;
+  };
+  Vec sum(a.size()), y(a.size()), rstd(rows);
+  add_rmsnorm_forward(a.data(), b.data(), w.data(), rows, cols, eps, sum.data(), y.data(),
+                      rstd.data());
+  Vec d_resid(a.size(), 0.0), dw(cols, 0.0);
+  rmsnorm_backward(probe.data(), sum.data(), w.data(), rstd.data(), rows, cols, d_resid.data(),
+                   true, dw.data());
+  expect_gradient("add_rmsnorm da", a, forward, probe, d_resid);
+  expect_gradient("add_rmsnorm db", b, forward, probe, d_resid);
+  expect_gradient("add_rmsnorm dw", w, forward, probe, dw);
 }
 
 TEST(Rope, PairsDimensionIWithIPlusHalfAsHfRotateHalf) {

@@ -183,6 +183,33 @@ TEST_F(ModelTest, MicroBatchGradientsSumToTheFullBatchGradient) {
   EXPECT_LE(max_abs_diff(accumulated, expected), 1e-5 * max_abs(expected));
 }
 
+// A training step queues its micro-batches' losses on the device and reads them once: the total
+// must be the sum of the per-micro-batch losses, the per-token losses summed, and restart at zero.
+TEST_F(ModelTest, QueuedLossesAddUpToTheMicroBatchSums) {
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(3);
+  const qwen3::Batch full = random_batch(config, 4, 20, 12);
+  double expected = 0.0;
+  int64_t expected_tokens = 0;
+  for (int64_t first : {0, 2}) {
+    const qwen3::LossSum part = model.forward(rows_of(full, first, 2));
+    double from_tokens = 0.0;
+    for (float loss : model.token_losses_to_host())
+      from_tokens += loss;
+    EXPECT_NEAR(part.sum, from_tokens, 1e-9 * from_tokens);
+    expected += part.sum;
+    expected_tokens += part.tokens;
+  }
+  int64_t tokens = 0;
+  for (int64_t first : {0, 2}) {
+    tokens += model.forward_queued(rows_of(full, first, 2));
+    model.backward(1.0f);
+  }
+  EXPECT_EQ(tokens, expected_tokens);
+  EXPECT_EQ(model.take_loss_total(), expected);
+  EXPECT_EQ(model.take_loss_total(), 0.0);
+}
+
 TEST_F(ModelTest, IgnoredLabelsContributeNothing) {
   qwen3::Qwen3Model model(config, *backend);
   model.init_weights(5);

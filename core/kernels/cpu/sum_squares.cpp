@@ -9,7 +9,10 @@ namespace qwen3::cpu {
 // enough that the loop, not the scheduling, dominates.
 constexpr int64_t kSumSquaresBlock = 1 << 16;
 
-double sum_squares(const float* x, int64_t n) {
+namespace {
+
+template <bool kSquare>
+double blocked_sum(const float* x, int64_t n) {
   const int64_t blocks = (n + kSumSquaresBlock - 1) / kSumSquaresBlock;
   std::vector<double> partials(static_cast<size_t>(blocks), 0.0);
 #pragma omp parallel for schedule(static)
@@ -18,13 +21,23 @@ double sum_squares(const float* x, int64_t n) {
     const int64_t end = begin + kSumSquaresBlock < n ? begin + kSumSquaresBlock : n;
     double sum = 0.0;
     for (int64_t i = begin; i < end; ++i)
-      sum += double(x[i]) * double(x[i]);
+      sum += kSquare ? double(x[i]) * double(x[i]) : double(x[i]);
     partials[static_cast<size_t>(b)] = sum;
   }
   double total = 0.0;
   for (double p : partials)
     total += p;
   return total;
+}
+
+}  // namespace
+
+double sum_squares(const float* x, int64_t n) {
+  return blocked_sum<true>(x, n);
+}
+
+double sum(const float* x, int64_t n) {
+  return blocked_sum<false>(x, n);
 }
 
 }  // namespace qwen3::cpu

@@ -1,46 +1,25 @@
 #include "core/cuda/check.h"
-#include "core/kernels/cuda/common.cuh"
+#include "core/kernels/cuda/norm_common.cuh"
 #include "core/kernels/cuda/rmsnorm.h"
 
 namespace qwen3::cuda {
 
 namespace {
 
-// One warp per row: rows are short (1,024 for hidden states, 128 for QK-norm), so a warp's 32
-// lanes cover a row in a few coalesced passes and the reduction needs only shuffles.
-constexpr int kWarpsPerBlock = 8;
-// dw partial sums: each chunk of rows gives one fp32 partial row; a chunk holds at least 64 rows
-// and there are at most 1,024 chunks, so the final pass over partials stays small.
-constexpr int64_t kMinChunkRows = 64, kMaxChunks = 1024;
-constexpr int kColumnThreads = 128;
-
-int64_t chunk_rows(int64_t rows) {
-  const int64_t by_count = ceil_div(rows, kMaxChunks);
-  return by_count > kMinChunkRows ? by_count : kMinChunkRows;
-}
-
 __global__ void rmsnorm_forward_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
                                        int64_t rows, int64_t cols, float eps, bf16* __restrict__ y,
                                        float* __restrict__ rstd) {
-  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
+  const int64_t row = int64_t(blockIdx.x) * kNormWarpsPerBlock + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   if (row >= rows) return;
   const bf16* xr = x + row * cols;
-  float sum_sq = 0.0f;
-  for (int64_t c = lane; c < cols; c += kWarpSize) {
-    const float v = __bfloat162float(xr[c]);
-    sum_sq += v * v;
-  }
-  sum_sq = warp_sum(sum_sq);
+  const float sum_sq =
+      row_sum_squares(cols, lane, [&](int64_t c) { return __bfloat162float(xr[c]); });
   const float inv = rsqrtf(sum_sq / float(cols) + eps);
   if (lane == 0) rstd[row] = inv;
   bf16* yr = y + row * cols;
-  // As HF's Qwen3RMSNorm: the normalised value is cast to the storage dtype before the weight
-  // multiplies it: the two roundings transformers' bf16 model makes.
-  for (int64_t c = lane; c < cols; c += kWarpSize) {
-    const float normed = __bfloat162float(__float2bfloat16_rn(__bfloat162float(xr[c]) * inv));
-    yr[c] = __float2bfloat16_rn(__bfloat162float(w[c]) * normed);
-  }
+  for (int64_t c = lane; c < cols; c += kWarpSize)
+    yr[c] = __float2bfloat16_rn(rmsnorm_output(__bfloat162float(xr[c]), inv, w[c]));
 }
 
 // dx = rstd · (g − x̂ · mean(g · x̂)) with x̂ = x · rstd and g = dy · w. One warp per row. Each
@@ -49,7 +28,7 @@ __global__ void rmsnorm_backward_dx_kernel(const bf16* dy, const bf16* __restric
                                            const bf16* __restrict__ w,
                                            const float* __restrict__ rstd, int64_t rows,
                                            int64_t cols, bf16* dx, bool accumulate_dx) {
-  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
+  const int64_t row = int64_t(blockIdx.x) * kNormWarpsPerBlock + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   if (row >= rows) return;
   const bf16* dyr = dy + row * cols;
@@ -85,30 +64,19 @@ __global__ void rmsnorm_dw_partials_kernel(const bf16* __restrict__ dy, const bf
   partials[chunk * cols + c] = sum;
 }
 
-// dw[c] += Σ_chunks partials[chunk, c], chunks in order.
-__global__ void rmsnorm_dw_finish_kernel(const float* __restrict__ partials, int64_t chunks,
-                                         int64_t cols, bf16* __restrict__ dw) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= cols) return;
-  float sum = 0.0f;
-  for (int64_t k = 0; k < chunks; ++k)
-    sum += partials[k * cols + c];
-  dw[c] = __float2bfloat16_rn(__bfloat162float(dw[c]) + sum);
-}
-
 }  // namespace
 
 void rmsnorm_forward(const bf16* x, const bf16* w, int64_t rows, int64_t cols, float eps, bf16* y,
                      float* rstd, cudaStream_t stream) {
   if (rows == 0) return;
-  const unsigned blocks = static_cast<unsigned>(ceil_div(rows, kWarpsPerBlock));
-  rmsnorm_forward_kernel<<<blocks, kWarpsPerBlock * kWarpSize, 0, stream>>>(x, w, rows, cols, eps,
-                                                                            y, rstd);
+  const unsigned blocks = static_cast<unsigned>(ceil_div(rows, kNormWarpsPerBlock));
+  rmsnorm_forward_kernel<<<blocks, kNormWarpsPerBlock * kWarpSize, 0, stream>>>(x, w, rows, cols,
+                                                                                eps, y, rstd);
   QWEN3_CUDA_CHECK_LAUNCH();
 }
 
 size_t rmsnorm_backward_workspace_bytes(int64_t rows, int64_t cols) {
-  return static_cast<size_t>(ceil_div(rows, chunk_rows(rows)) * cols) * sizeof(float);
+  return static_cast<size_t>(ceil_div(rows, norm_chunk_rows(rows)) * cols) * sizeof(float);
 }
 
 void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd, int64_t rows,
@@ -116,18 +84,18 @@ void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* w, const float*
                       cudaStream_t stream) {
   if (rows == 0) return;
   // dw's partials read dy before dx overwrites it (dx may alias dy).
-  const int64_t per_chunk = chunk_rows(rows), chunks = ceil_div(rows, per_chunk);
+  const int64_t per_chunk = norm_chunk_rows(rows), chunks = ceil_div(rows, per_chunk);
   float* partials = static_cast<float*>(workspace);
-  const dim3 partial_grid(static_cast<unsigned>(ceil_div(cols, kColumnThreads)),
+  const dim3 partial_grid(static_cast<unsigned>(ceil_div(cols, kNormColumnThreads)),
                           static_cast<unsigned>(chunks));
-  rmsnorm_dw_partials_kernel<<<partial_grid, kColumnThreads, 0, stream>>>(dy, x, rstd, rows, cols,
-                                                                          per_chunk, partials);
+  rmsnorm_dw_partials_kernel<<<partial_grid, kNormColumnThreads, 0, stream>>>(
+      dy, x, rstd, rows, cols, per_chunk, partials);
   QWEN3_CUDA_CHECK_LAUNCH();
-  rmsnorm_dw_finish_kernel<<<static_cast<unsigned>(ceil_div(cols, kColumnThreads)), kColumnThreads,
-                             0, stream>>>(partials, chunks, cols, dw);
+  norm_dw_finish_kernel<<<static_cast<unsigned>(ceil_div(cols, kNormColumnThreads)),
+                          kNormColumnThreads, 0, stream>>>(partials, chunks, cols, dw);
   QWEN3_CUDA_CHECK_LAUNCH();
-  const unsigned blocks = static_cast<unsigned>(ceil_div(rows, kWarpsPerBlock));
-  rmsnorm_backward_dx_kernel<<<blocks, kWarpsPerBlock * kWarpSize, 0, stream>>>(
+  const unsigned blocks = static_cast<unsigned>(ceil_div(rows, kNormWarpsPerBlock));
+  rmsnorm_backward_dx_kernel<<<blocks, kNormWarpsPerBlock * kWarpSize, 0, stream>>>(
       dy, x, w, rstd, rows, cols, dx, accumulate_dx);
   QWEN3_CUDA_CHECK_LAUNCH();
 }

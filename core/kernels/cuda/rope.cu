@@ -1,14 +1,13 @@
 #include "core/cuda/check.h"
 #include "core/kernels/cuda/common.cuh"
 #include "core/kernels/cuda/rope.h"
+#include "core/kernels/cuda/rope_common.cuh"
 
 namespace qwen3::cuda {
 
 namespace {
 
-// One thread per (row, head, pair). The angle is computed as HF does, in fp32:
-// inv_freq = 1 / theta^(2i / head_dim), angle = position · inv_freq, then the accurate sincosf
-// (not the fast intrinsic): at 32K positions the angle is tens of thousands of radians.
+// One thread per (row, head, pair).
 __global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ positions, int64_t rows,
                             int64_t heads, int64_t half, float theta, float sin_sign, bf16* y) {
   const int64_t total = rows * heads * half;
@@ -17,10 +16,8 @@ __global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ positions
     const int64_t i = t % half;
     const int64_t row_head = t / half;
     const int64_t row = row_head / heads;
-    const float inv_freq = 1.0f / powf(theta, float(2 * i) / float(2 * half));
-    const float angle = float(positions[row]) * inv_freq;
     float s, c;
-    sincosf(angle, &s, &c);
+    rope_sincos(positions[row], i, half, theta, &s, &c);
     s *= sin_sign;
     const int64_t base = row_head * 2 * half;
     const float a = __bfloat162float(x[base + i]), b = __bfloat162float(x[base + i + half]);

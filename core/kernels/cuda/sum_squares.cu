@@ -10,24 +10,26 @@ namespace {
 // n. 1,024 blocks of 256 threads keep an H100's 132 SMs busy; the second pass is one block.
 constexpr int kBlocks = 1024, kThreads = 256;
 
-template <class T>
-__global__ void sum_squares_partials_kernel(const T* __restrict__ x, int64_t n,
-                                            double* __restrict__ partials) {
+template <bool kSquare, class T>
+__global__ void sum_partials_kernel(const T* __restrict__ x, int64_t n,
+                                    double* __restrict__ partials) {
   __shared__ double scratch[kThreads / kWarpSize];
   double sum = 0.0;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const double value = to_float(x[i]);
-    sum += value * value;
+    sum += kSquare ? value * value : value;
   }
   sum = block_sum(sum, scratch);
   if (threadIdx.x == 0) partials[blockIdx.x] = sum;
 }
 
-__global__ void sum_partials_kernel(const double* __restrict__ partials, double* result) {
+// *result = Σ partials, or += with `accumulate`.
+__global__ void sum_finish_kernel(const double* __restrict__ partials, double* result,
+                                  bool accumulate) {
   __shared__ double scratch[kBlocks / kWarpSize];
   const double total = block_sum(partials[threadIdx.x], scratch);
-  if (threadIdx.x == 0) *result = total;
+  if (threadIdx.x == 0) *result = accumulate ? *result + total : total;
 }
 
 }  // namespace
@@ -40,13 +42,21 @@ void sum_squares(const void* x, bool x_bf16, int64_t n, double* result, void* wo
                  cudaStream_t stream) {
   double* partials = static_cast<double*>(workspace);
   if (x_bf16)
-    sum_squares_partials_kernel<bf16>
+    sum_partials_kernel<true, bf16>
         <<<kBlocks, kThreads, 0, stream>>>(static_cast<const bf16*>(x), n, partials);
   else
-    sum_squares_partials_kernel<float>
+    sum_partials_kernel<true, float>
         <<<kBlocks, kThreads, 0, stream>>>(static_cast<const float*>(x), n, partials);
   QWEN3_CUDA_CHECK_LAUNCH();
-  sum_partials_kernel<<<1, kBlocks, 0, stream>>>(partials, result);
+  sum_finish_kernel<<<1, kBlocks, 0, stream>>>(partials, result, false);
+  QWEN3_CUDA_CHECK_LAUNCH();
+}
+
+void sum_into(const float* x, int64_t n, double* total, void* workspace, cudaStream_t stream) {
+  double* partials = static_cast<double*>(workspace);
+  sum_partials_kernel<false, float><<<kBlocks, kThreads, 0, stream>>>(x, n, partials);
+  QWEN3_CUDA_CHECK_LAUNCH();
+  sum_finish_kernel<<<1, kBlocks, 0, stream>>>(partials, total, true);
   QWEN3_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,0 +1,28 @@
+#pragma once
+// QK-norm fused with rotary embedding: y = rope(rmsnorm(x) · w) per (token, head) row of head_dim
+// values, one pass instead of a norm pass and a rotation pass over the queries and keys.
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qwen3::cuda {
+
+// x[rows, heads, head_dim], w[head_dim], positions[rows] -> y[rows, heads, head_dim] (may alias
+// x), rstd[rows · heads]. The arithmetic is rmsnorm_forward's followed by rope's, the normalised
+// value rounded to bf16 where that pair stores it.
+void qk_norm_rope_forward(const __nv_bfloat16* x, const __nv_bfloat16* w, const int32_t* positions,
+                          int64_t rows, int64_t heads, int64_t head_dim, float eps, double theta,
+                          __nv_bfloat16* y, float* rstd, cudaStream_t stream);
+
+size_t qk_norm_rope_backward_workspace_bytes(int64_t rows, int64_t heads, int64_t head_dim);
+// dx[rows, heads, head_dim] (overwritten; may alias dy), dw[head_dim] += Σ over rows and heads,
+// summed per chunk and then over chunks in a fixed order (deterministic). The rotated gradient
+// stays in fp32 between the rotation and the norm.
+void qk_norm_rope_backward(const __nv_bfloat16* dy, const __nv_bfloat16* x, const __nv_bfloat16* w,
+                           const float* rstd, const int32_t* positions, int64_t rows, int64_t heads,
+                           int64_t head_dim, double theta, __nv_bfloat16* dx, __nv_bfloat16* dw,
+                           void* workspace, cudaStream_t stream);
+
+}  // namespace qwen3::cuda
