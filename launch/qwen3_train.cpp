@@ -129,9 +129,10 @@ int main(int argc, char** argv) {
   }
 
   try {
-    qwen3::MpiEnvironment mpi(&argc, &argv);
-    // At once: a SIGUSR1 while the run is still being checked must not kill the job.
+    // Before anything else, MPI's start-up included: a stop signal that arrives while the job is
+    // starting (a scheduler's warning, a requeued job stopped at once) must not kill a rank.
     qwen3::install_stop_signal_handlers();
+    qwen3::MpiEnvironment mpi(&argc, &argv);
     auto world = qwen3::MpiCommunicator::world();
     const int rank = world->rank();
 

@@ -2,7 +2,7 @@
 # Installs the Debian packages qwen3-train builds with (only those missing), then configures and
 # builds into build/ (programs land in build/bin/). With QWEN3_WITH_TEST_TOOLS=1 it also installs
 # what the tests use: Debian's CPU PyTorch and numpy for the parity tests, h5py for the shard
-# interop test.
+# interop test, Slurm for the batch scripts' test.
 # The CUDA backend is built when a CUDA toolkit is found (/usr/local/cuda); pass extra CMake
 # arguments through QWEN3_CMAKE_ARGS, e.g. QWEN3_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90a".
 set -euo pipefail
@@ -13,7 +13,8 @@ packages=(cmake make g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev libsp
           libfmt-dev libyaml-cpp-dev nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev
           libopenblas-openmp-dev python3 python3-matplotlib)
 if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 ]]; then
-  packages+=(python3-venv python3-pip python3-torch python3-numpy python3-h5py)
+  # slurm-wlm and munge: the Slurm test starts a controller and a node on this machine.
+  packages+=(python3-venv python3-pip python3-torch python3-numpy python3-h5py slurm-wlm munge)
 fi
 
 missing=()
