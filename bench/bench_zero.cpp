@@ -7,9 +7,10 @@
 // Part 1, measured on this machine for the N ranks of the job: for each stage, a model on the CPU
 // backend (--model with only its first L layers, so that four ranks fit in memory) and a ZeroAdamW
 // over MPI run optimizer steps with the forward and backward passes replaced by seeded gradients:
-// the collectives and the buffers do not depend on activations. The communicator's CommStats and
-// the buffer sizes are compared with zero_footprint() (parallel/zero_footprint.h), which should
-// predict them to the byte.
+// the collectives and the buffers do not depend on activations. With no backward pass to announce
+// finished gradients, the reduction is the one collective after it (the bytes that the overlapped
+// buckets send too). The communicator's CommStats and the buffer sizes are compared with
+// zero_footprint() (parallel/zero_footprint.h), which should predict them to the byte.
 //
 // Part 2, computed with zero_footprint() for the full --model (Qwen3-0.6B by default) at rank
 // counts this machine cannot run, in fp32 (CPU) and bf16 (CUDA) storage. --markdown prints only
@@ -233,7 +234,7 @@ double emulated_train_step(Qwen3Model& model, ZeroAdamW& optimizer, Communicator
   double optimizer_seconds = 0;
   auto start = Clock::now();
   const int64_t tokens = host_comm.all_reduce_value(kTokensPerMicroBatch * micro_batches);
-  optimizer.zero_grad();
+  optimizer.zero_grad(micro_batches);
   optimizer_seconds += seconds_since(start);
 
   float* grads = model.grads_padded().as<float>();
@@ -465,8 +466,9 @@ std::string computed_tables(const Options& o, const ModelConfig& config) {
                       : fmt::format("\n{}\n{}", precision.title, render_text(t, "  "));
   }
   const std::string notes =
-      "The working gradient buffer is counted full at every stage: stage 2 would hold only a "
-      "bucket once the backward overlaps the reduce-scatter, which is the CUDA issue's part.\n"
+      "The working gradient buffer is counted full at every stage: the buckets that overlap the "
+      "backward pass are reduced out of it in place, so it does not shrink. Bucketing "
+      "(overlap_grad_reduce) sends the same bytes in more, smaller collectives.\n"
       "Stage 2 reduce-scatters every micro-batch, so it sends (M + 1)(N - 1)/N · Ψ·s per step "
       "against 2(N - 1)/N · Ψ·s at stages 0 and 1.";
   out += "\n" + notes + "\n";

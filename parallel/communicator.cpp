@@ -1,5 +1,6 @@
 #include "parallel/communicator.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/util/error.h"
@@ -61,6 +62,37 @@ void Communicator::reduce_scatter(const void* send, void* recv, size_t recv_coun
   if (recv_count > 0) reduce_scatter_impl(send, recv, recv_count, dtype, op, stream);
 }
 
+void Communicator::reduce_scatter_window(const void* send, void* recv, size_t recv_count,
+                                         size_t first, size_t count_, DType dtype, ReduceOp op,
+                                         void* stream) {
+  const size_t n = static_cast<size_t>(size());
+  QWEN3_CHECK(first <= recv_count * n && count_ <= recv_count * n - first,
+              "reduce_scatter_window: window [{}, {}) runs past the {}-element buffer ({} ranks x "
+              "{})",
+              first, first + count_, recv_count * n, n, recv_count);
+  expect_memory("reduce_scatter_window", "send", send, count_);
+  expect_memory("reduce_scatter_window", "recv", recv, count_);
+  const size_t elem = dtype_size(dtype);
+  QWEN3_CHECK(!overlaps(send, recv_count * n * elem, recv, recv_count * elem),
+              "reduce_scatter_window: recv overlaps send; give it a buffer of its own");
+  count(count_ * elem, double(n - 1) / double(n));
+  if (count_ > 0)
+    reduce_scatter_window_impl(send, recv, recv_count, first, count_, dtype, op, stream);
+}
+
+std::vector<Communicator::WindowPiece> Communicator::window_pieces(size_t recv_count, size_t first,
+                                                                   size_t count_) const {
+  std::vector<WindowPiece> pieces;
+  const size_t end = first + count_;
+  for (size_t lo = first; lo < end;) {
+    const size_t root = lo / recv_count, block_end = (root + 1) * recv_count;
+    const size_t hi = std::min(end, block_end);
+    pieces.push_back({static_cast<int>(root), lo, hi - lo, lo - root * recv_count});
+    lo = hi;
+  }
+  return pieces;
+}
+
 void Communicator::all_gather(const void* send, void* recv, size_t send_count, DType dtype,
                               void* stream) {
   expect_memory("all_gather", "send", send, send_count);
@@ -114,6 +146,22 @@ void Communicator::reduce_scatter(const TensorView& send, const TensorView& recv
   reduce_scatter(send.data, recv.data, static_cast<size_t>(recv.numel()), recv.dtype, op, stream);
 }
 
+void Communicator::reduce_scatter_window(const TensorView& send, const TensorView& recv,
+                                         int64_t first, int64_t count_, ReduceOp op, void* stream) {
+  expect_on(*this, "reduce_scatter_window", "send", send);
+  expect_on(*this, "reduce_scatter_window", "recv", recv);
+  QWEN3_CHECK(send.dtype == recv.dtype, "reduce_scatter_window: send is {}, recv is {}",
+              dtype_name(send.dtype), dtype_name(recv.dtype));
+  QWEN3_CHECK(send.numel() == recv.numel() * size(),
+              "reduce_scatter_window: send holds {} elements, expected {} ranks x {}", send.numel(),
+              size(), recv.numel());
+  QWEN3_CHECK(first >= 0 && count_ >= 0, "reduce_scatter_window: window [{}, {}) is negative",
+              first, first + count_);
+  reduce_scatter_window(send.data, recv.data, static_cast<size_t>(recv.numel()),
+                        static_cast<size_t>(first), static_cast<size_t>(count_), recv.dtype, op,
+                        stream);
+}
+
 void Communicator::all_gather(const TensorView& send, const TensorView& recv, void* stream) {
   expect_on(*this, "all_gather", "send", send);
   expect_on(*this, "all_gather", "recv", recv);
@@ -147,6 +195,14 @@ void SingleRankCommunicator::all_reduce_impl(const void* send, void* recv, size_
 void SingleRankCommunicator::reduce_scatter_impl(const void* send, void* recv, size_t recv_count,
                                                  DType dtype, ReduceOp, void*) {
   std::memcpy(recv, send, recv_count * dtype_size(dtype));
+}
+
+void SingleRankCommunicator::reduce_scatter_window_impl(const void* send, void* recv, size_t,
+                                                        size_t first, size_t count, DType dtype,
+                                                        ReduceOp, void*) {
+  const size_t elem = dtype_size(dtype);
+  std::memcpy(static_cast<char*>(recv) + first * elem,
+              static_cast<const char*>(send) + first * elem, count * elem);
 }
 
 void SingleRankCommunicator::all_gather_impl(const void* send, void* recv, size_t send_count,

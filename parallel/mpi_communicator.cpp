@@ -134,6 +134,27 @@ void MpiCommunicator::reduce_scatter_impl(const void* send, void* recv, size_t r
   }
 }
 
+// One MPI_Reduce per owner of a piece of the window, in rank order on every rank. Host buffers
+// give nothing to overlap with on the device, so blocking reduces suffice: the caller's thread
+// would have to drive nonblocking ones to completion anyway.
+void MpiCommunicator::reduce_scatter_window_impl(const void* send, void* recv, size_t recv_count,
+                                                 size_t first, size_t count, DType dtype,
+                                                 ReduceOp op, void*) {
+  const size_t elem = dtype_size(dtype);
+  for (const WindowPiece& piece : window_pieces(recv_count, first, count)) {
+    for (size_t offset = 0; offset < piece.count; offset += max_piece_) {
+      const int length = static_cast<int>(std::min(max_piece_, piece.count - offset));
+      const char* in = static_cast<const char*>(send) + (piece.first + offset) * elem;
+      // Significant only at the root.
+      char* out = rank_ == piece.root
+                      ? static_cast<char*>(recv) + (piece.recv_offset + offset) * elem
+                      : nullptr;
+      QWEN3_MPI_CHECK(
+          MPI_Reduce(in, out, length, mpi_type(dtype), mpi_op(dtype, op), piece.root, comm_));
+    }
+  }
+}
+
 void MpiCommunicator::all_gather_impl(const void* send, void* recv, size_t send_count, DType dtype,
                                       void*) {
   const size_t elem = dtype_size(dtype), ranks = static_cast<size_t>(size_);

@@ -39,6 +39,8 @@ class MpiCommunicator final : public Communicator {
                        void* stream) override;
   void reduce_scatter_impl(const void* send, void* recv, size_t recv_count, DType dtype,
                            ReduceOp op, void* stream) override;
+  void reduce_scatter_window_impl(const void* send, void* recv, size_t recv_count, size_t first,
+                                  size_t count, DType dtype, ReduceOp op, void* stream) override;
   void all_gather_impl(const void* send, void* recv, size_t send_count, DType dtype,
                        void* stream) override;
   void broadcast_impl(void* buffer, size_t count, DType dtype, int root, void* stream) override;

@@ -3,6 +3,8 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <vector>
+
 #include "core/cuda/check.h"
 
 namespace qwen3 {
@@ -93,6 +95,24 @@ void NcclCommunicator::reduce_scatter_impl(const void* send, void* recv, size_t 
                                            DType dtype, ReduceOp op, void* stream) {
   QWEN3_NCCL_CHECK(ncclReduceScatter(send, recv, recv_count, nccl_type(dtype), nccl_op(op),
                                      state_->comm, pick(stream, state_->stream)));
+}
+
+// One ncclReduce per owner of a piece of the window, fused into one group so that NCCL runs them
+// as a single operation on the stream rather than one after another.
+void NcclCommunicator::reduce_scatter_window_impl(const void* send, void* recv, size_t recv_count,
+                                                  size_t first, size_t count, DType dtype,
+                                                  ReduceOp op, void* stream) {
+  const size_t elem = dtype_size(dtype);
+  const std::vector<WindowPiece> pieces = window_pieces(recv_count, first, count);
+  QWEN3_NCCL_CHECK(ncclGroupStart());
+  for (const WindowPiece& piece : pieces) {
+    const char* in = static_cast<const char*>(send) + piece.first * elem;
+    // ncclReduce writes recvbuff on the root only; the other ranks pass none.
+    char* out = rank_ == piece.root ? static_cast<char*>(recv) + piece.recv_offset * elem : nullptr;
+    QWEN3_NCCL_CHECK(ncclReduce(in, out, piece.count, nccl_type(dtype), nccl_op(op), piece.root,
+                                state_->comm, pick(stream, state_->stream)));
+  }
+  QWEN3_NCCL_CHECK(ncclGroupEnd());
 }
 
 void NcclCommunicator::all_gather_impl(const void* send, void* recv, size_t send_count, DType dtype,

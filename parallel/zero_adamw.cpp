@@ -28,6 +28,8 @@ ZeroAdamW::ZeroAdamW(Backend& backend, Communicator& comm, Communicator& host_co
               options.weight_decay);
   QWEN3_CHECK(options.grad_clip >= 0, "grad_clip must be non-negative (0: off), got {}",
               options.grad_clip);
+  QWEN3_CHECK(options.grad_bucket_bytes > 0, "grad_bucket_bytes must be positive, got {}",
+              options.grad_bucket_bytes);
   QWEN3_CHECK(host_comm.size() == comm.size() && host_comm.rank() == comm.rank(),
               "the host communicator (rank {} of {}) must match the buffer communicator (rank {} "
               "of {})",
@@ -41,6 +43,7 @@ ZeroAdamW::ZeroAdamW(Backend& backend, Communicator& comm, Communicator& host_co
               "ZeRO buffers must be in the backend's storage dtype {}",
               dtype_name(backend.storage_dtype()));
   validate_decay_rule(options.decay, layout);
+  final_from_ = launched_from_ = shard_.padded_size;
 
   // Decay ranges: every tensor's part inside this rank's range, with its rule.
   const int64_t begin = range_begin(), end = range_end();
@@ -90,16 +93,77 @@ void ZeroAdamW::load_master_from_params() {
   backend_.copy(params_.rows(range_begin(), range_elements_), master());
 }
 
-void ZeroAdamW::zero_grad() {
+void ZeroAdamW::zero_grad(int64_t micro_batches) {
+  QWEN3_CHECK(micro_batches >= 1, "zero_grad: a step needs at least one micro-batch, got {}",
+              micro_batches);
   backend_.fill_zero(grads_);
   if (grad_shard_) backend_.fill_zero(grad_shard_->view(DType::F32, {shard_.shard_size}));
+  micro_batches_ = micro_batches;
+  micro_batches_done_ = 0;
+  final_from_ = launched_from_ = shard_.padded_size;
+}
+
+TensorView ZeroAdamW::reduced_shard() const {
+  return reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size});
+}
+
+bool ZeroAdamW::reduces_running_backward() const {
+  if (micro_batches_done_ >= micro_batches_) return false;  // outside a step
+  return options_.zero_stage == 2 || micro_batches_done_ + 1 == micro_batches_;
+}
+
+void ZeroAdamW::gradients_final(int64_t final_from) {
+  if (!options_.overlap_grad_reduce || !reduces_running_backward()) return;
+  QWEN3_CHECK(final_from >= 0 && final_from <= final_from_,
+              "gradients_final({}): a backward announces ever lower offsets within [0, {}], and "
+              "{} was announced already",
+              final_from, shard_.padded_size, final_from_);
+  final_from_ = final_from;
+  const int64_t ready_bytes =
+      (launched_from_ - final_from_) * static_cast<int64_t>(dtype_size(backend_.storage_dtype()));
+  if (ready_bytes > 0 && (ready_bytes >= options_.grad_bucket_bytes || final_from_ == 0))
+    launch_bucket(final_from_, launched_from_);
+}
+
+void ZeroAdamW::launch_bucket(int64_t begin, int64_t end) {
+  if (launched_from_ == shard_.padded_size) buckets_.clear();  // a new reduction's first bucket
+  // The backward's ops that wrote [begin, end) are queued on the compute stream; the collective
+  // starts after them, while the compute stream goes on with the layers below.
+  backend_.side_waits_for_main();
+  void* side = backend_.side_stream();
+  if (options_.zero_stage == 0)
+    comm_.all_reduce(grads_.rows(begin, end - begin), ReduceOp::Sum, side);
+  else
+    comm_.reduce_scatter_window(grads_, reduced_shard(), begin, end - begin, ReduceOp::Sum, side);
+  buckets_.push_back({begin, end});
+  launched_from_ = begin;
+}
+
+void ZeroAdamW::finish_reduction() {
+  if (launched_from_ < shard_.padded_size) {
+    // The backward has ended, so what it did not announce is final too.
+    if (launched_from_ > 0) launch_bucket(0, launched_from_);
+    backend_.main_waits_for_side();
+  } else {
+    // Collectives on device buffers are queued on the compute stream, behind the backward pass
+    // that wrote the gradients (host communicators ignore the stream).
+    if (options_.zero_stage == 0)
+      comm_.all_reduce(grads_, ReduceOp::Sum, backend_.stream());
+    else
+      comm_.reduce_scatter(grads_, reduced_shard(), ReduceOp::Sum, backend_.stream());
+    buckets_.clear();
+  }
+  final_from_ = launched_from_ = shard_.padded_size;
 }
 
 void ZeroAdamW::micro_batch_done() {
+  QWEN3_CHECK(micro_batches_done_ < micro_batches_,
+              "micro_batch_done(): the step has {} micro-batches (zero_grad's count), all done",
+              micro_batches_);
+  if (options_.zero_stage == 2) finish_reduction();
+  micro_batches_done_ += 1;
   if (options_.zero_stage != 2) return;
-  const TensorView reduced = reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size});
-  comm_.reduce_scatter(grads_, reduced, ReduceOp::Sum, backend_.stream());
-  backend_.accumulate(reduced, grad_shard_->view(DType::F32, {shard_.shard_size}));
+  backend_.accumulate(reduced_shard(), grad_shard_->view(DType::F32, {shard_.shard_size}));
   backend_.fill_zero(grads_);
 }
 
@@ -108,20 +172,17 @@ TensorView ZeroAdamW::grads_for_update() const {
     case 0:
       return grads_;
     case 1:
-      return reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size});
+      return reduced_shard();
     default:
       return grad_shard_->view(DType::F32, {shard_.shard_size});
   }
 }
 
 double ZeroAdamW::reduce_gradients() {
-  // Collectives on device buffers are queued on the backend's stream, behind the backward pass
-  // that wrote the gradients (host communicators ignore the stream).
-  if (options_.zero_stage == 0) comm_.all_reduce(grads_, ReduceOp::Sum, backend_.stream());
-  if (options_.zero_stage == 1)
-    comm_.reduce_scatter(grads_,
-                         reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size}),
-                         ReduceOp::Sum, backend_.stream());
+  QWEN3_CHECK(micro_batches_done_ == micro_batches_,
+              "reduce_gradients() after {} of the step's {} micro-batches", micro_batches_done_,
+              micro_batches_);
+  if (options_.zero_stage != 2) finish_reduction();
   // Each rank sums the squares of its own shard; at stage 0 too, so that every rank adds the same
   // partial sums in the same order and agrees on the norm to the last bit.
   const TensorView grads = grads_for_update();

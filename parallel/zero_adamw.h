@@ -5,17 +5,33 @@
 //   stage 1  gradients accumulate locally over micro-batches and are reduce-scattered once per
 //            step; each rank holds the optimizer state of its shard only; the updated shards
 //            are all-gathered.
-//   stage 2  each micro-batch's gradient is reduce-scattered as soon as its backward ends and
-//            accumulated into an fp32 shard, so between micro-batches a rank keeps only its shard
-//            of the reduced gradient; otherwise as stage 1.
+//   stage 2  each micro-batch's gradient is reduce-scattered during its backward (or when it
+//            ends) and accumulated into an fp32 shard, so between micro-batches a rank keeps only
+//            its shard of the reduced gradient; otherwise as stage 1.
 //
 // The optimizer state is fp32 on every backend: master weights, first and second moments, one
 // each per element of the rank's range (the shard; the whole buffer at stage 0). After an update
 // the master weights are copied (converted to the storage dtype) into the model's parameters.
 //
 // A step, with the trainer doing forward and backward:
-//   zero_grad(); for each micro-batch { forward; backward; micro_batch_done(); }
+//   zero_grad(M); for each of the M micro-batches { forward; backward; micro_batch_done(); }
 //   norm = reduce_gradients(); if (finite(norm)) update(lr, norm);
+//
+// Overlap (options.overlap_grad_reduce). With gradients_final() wired to the model's
+// gradients-final hook, the backwards whose gradients are reduced (every micro-batch at stage 2,
+// the last at stages 0 and 1) reduce them in buckets while they run: once a bucket's worth has
+// become final since the last bucket, or when everything has, the newly final range [lo, hi) of
+// the flat buffer goes out on the backend's side stream, behind an event on the compute stream:
+// stage 0 all-reduces it in place; stages 1 and 2 reduce each of its pieces to the rank whose
+// shard holds it (Communicator::reduce_scatter_window), so the shards stay the contiguous ones of
+// ShardLayout and the buckets may straddle them. Buckets tile [0, padded_size), alignment gaps
+// and the zero padding included, so they reduce what the one collective would (on more than two
+// ranks the collectives may add the ranks' values in another order). Before the compute stream
+// reads the reduced gradients or writes the buffer again (stage 2's accumulation, the norm), it
+// waits on an event from the side stream. No host synchronisation orders the streams; the host
+// first waits for the reduction where it reads the norm's sum of squares, as it always did.
+// Without the hook's calls the reduction is the one collective after the backward, on the compute
+// stream, as without overlap.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -37,6 +53,13 @@ struct AdamWOptions {
   double grad_clip = 1.0;
   DecayRule decay;
   int zero_stage = 1;
+  // Reduce gradients in buckets during the backward pass (see above) rather than in one
+  // collective after it.
+  bool overlap_grad_reduce = true;
+  // A bucket goes out once this many bytes (storage dtype) have become final since the previous
+  // one. 25 MiB, PyTorch DDP's default, makes about one bucket per Qwen3-0.6B layer (15.7M
+  // parameters, 31 MB in bf16); buckets start and end where the model announces, at layers.
+  int64_t grad_bucket_bytes = int64_t{25} << 20;
 };
 
 class ZeroAdamW {
@@ -52,13 +75,21 @@ class ZeroAdamW {
   // weights are initialised or loaded, before the first update.
   void load_master_from_params();
 
-  // Zeroes the model's gradients and, at stage 2, the reduced-gradient shard.
-  void zero_grad();
-  // After each micro-batch's backward. Stage 2 reduce-scatters now, adds the result to the fp32
-  // shard and zeroes the working gradients; stages 0 and 1 keep accumulating locally.
+  // Zeroes the model's gradients and, at stage 2, the reduced-gradient shard, and starts a step of
+  // `micro_batches` micro-batches on this rank (the last one's backward is reduced at stages 0
+  // and 1).
+  void zero_grad(int64_t micro_batches);
+  // The model's gradients-final hook (Qwen3Model::set_gradients_final_hook): gradients at flat
+  // index >= final_from are final for the running backward. Queues buckets of them as described
+  // above; ignored without overlap_grad_reduce and in backwards that are not reduced.
+  void gradients_final(int64_t final_from);
+  // After each micro-batch's backward. Stage 2 finishes this micro-batch's reduction (bucketed,
+  // or one reduce-scatter now), adds the result to the fp32 shard and zeroes the working
+  // gradients; stages 0 and 1 keep accumulating locally.
   void micro_batch_done();
-  // Finishes the reduction (stage 0 all-reduce, stage 1 reduce-scatter) and returns the global
-  // L2 norm of the summed gradient, before clipping; the same value on every rank.
+  // Finishes the reduction (stage 0 all-reduce, stage 1 reduce-scatter; bucketed or whole) and
+  // returns the global L2 norm of the summed gradient, before clipping; the same value on every
+  // rank. Call after the step's micro_batch_done() calls, as many as zero_grad was told.
   double reduce_gradients();
   // Clips to options.grad_clip with PyTorch's coefficient min(1, clip / (norm + 1e-6)), runs
   // AdamW on this rank's range with learning rate `lr`, and all-gathers the weights (stages 1
@@ -73,6 +104,14 @@ class ZeroAdamW {
   // Elements of the flat buffer this rank's optimizer state covers: [range_begin, range_end).
   int64_t range_begin() const;
   int64_t range_end() const;
+
+  // A range [begin, end) of the flat buffer reduced as one bucket.
+  struct Bucket {
+    int64_t begin, end;
+  };
+  // The buckets of the most recent reduction, in the order they went out (from the end of the
+  // buffer down); empty when it went out as one collective.
+  const std::vector<Bucket>& last_buckets() const { return buckets_; }
 
   // fp32 state over this rank's range, for checkpoints.
   TensorView master() const;
@@ -91,6 +130,15 @@ class ZeroAdamW {
   };
   TensorView state_view(int which) const;  // 0 master, 1 m, 2 v
   TensorView grads_for_update() const;     // the reduced gradient over this rank's range
+  TensorView reduced_shard() const;        // stages 1, 2: [shard] storage dtype
+  // Whether the running backward's gradients are reduced: every micro-batch's at stage 2, the
+  // step's last at stages 0 and 1.
+  bool reduces_running_backward() const;
+  // Queues the reduction of [begin, end) on the side stream, behind the compute stream's work.
+  void launch_bucket(int64_t begin, int64_t end);
+  // Completes this backward's reduction: the buckets' remainder and the compute stream's wait
+  // for them, or else the one collective on the compute stream.
+  void finish_reduction();
 
   Backend& backend_;
   Communicator& comm_;
@@ -104,6 +152,12 @@ class ZeroAdamW {
   std::unique_ptr<Buffer> reduced_shard_;  // stages 1, 2: [shard] storage dtype
   std::unique_ptr<Buffer> grad_shard_;     // stage 2: [shard] f32 accumulator
   int64_t steps_ = 0;
+  // The step's micro-batches as zero_grad was told, and how many have ended.
+  int64_t micro_batches_ = 0, micro_batches_done_ = 0;
+  // In the running backward: the lowest index announced final, and the lowest index whose
+  // reduction is queued; padded_size for none.
+  int64_t final_from_ = 0, launched_from_ = 0;
+  std::vector<Bucket> buckets_;
 };
 
 }  // namespace qwen3

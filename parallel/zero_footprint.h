@@ -14,7 +14,9 @@ struct ZeroFootprint {
   uint64_t optimizer = 0;  // fp32 master weights, first and second moments over the rank's range
   // Communication per rank per step, in bytes sent under ring algorithms (CommStats).
   uint64_t ring_bytes_sent = 0;
-  int64_t collectives = 0;  // collective calls per step, the scalar reductions included
+  // Collective calls per step, the scalar reductions included, with the gradients reduced in one
+  // collective; overlap_grad_reduce sends the same bytes as one call per bucket.
+  int64_t collectives = 0;
   uint64_t total_memory() const { return weights + gradients + optimizer; }
 };
 

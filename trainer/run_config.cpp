@@ -35,8 +35,8 @@ struct StageFields {
   YAML::Node train_data, eval_data, optimizer;
   int64_t seq_len = 0, tokens = 0, steps = 0, batch_tokens = 0, micro_batch = 0, zero_stage = 0,
           checkpoint_interval = 0, eval_interval = 0, data_seed = 0, lm_head_chunk_tokens = 0;
-  double rope_theta = 0;
-  bool document_attention = false, recompute_activations = false;
+  double rope_theta = 0, grad_bucket_mb = 0;
+  bool document_attention = false, recompute_activations = false, overlap_grad_reduce = true;
 };
 
 struct OptimizerFields {
@@ -56,6 +56,8 @@ struct EvalSourceFields {
   std::string name, path;
   int64_t max_samples = 0;
 };
+
+constexpr double kBytesPerMiB = 1 << 20;
 
 const OptionSchema<RunFields>& run_schema() {
   static const OptionSchema<RunFields> s = [] {
@@ -124,6 +126,15 @@ const OptionSchema<StageFields>& stage_schema() {
         .optional("optimizer", &F::optimizer, YAML::Node(), "AdamW and schedule (see below)")
         .optional("zero_stage", &F::zero_stage, int64_t{1},
                   "0: optimizer state replicated; 1: sharded; 2: gradients sharded too")
+        .optional("overlap_grad_reduce", &F::overlap_grad_reduce,
+                  AdamWOptions{}.overlap_grad_reduce,
+                  "reduce the gradients in buckets while the backward pass runs (on GPUs, on a "
+                  "second CUDA stream), instead of in one collective after it; the same sums, "
+                  "possibly added in another order on more than two ranks")
+        .optional("grad_bucket_mb", &F::grad_bucket_mb,
+                  double(AdamWOptions{}.grad_bucket_bytes) / kBytesPerMiB,
+                  "with overlap_grad_reduce: a bucket goes out once this many MiB of gradients "
+                  "are final (25: about one Qwen3-0.6B layer in bf16); buckets end at layers")
         .optional("checkpoint_interval", &F::checkpoint_interval, int64_t{0},
                   "steps between checkpoints; 0: only at the end of the stage")
         .optional("eval_interval", &F::eval_interval, int64_t{0},
@@ -386,6 +397,13 @@ StageConfig read_stage(const YAML::Node& node, const std::string& file, int inde
   st.zero_stage = static_cast<int>(f.zero_stage);
   if (f.zero_stage < 0 || f.zero_stage > 2)
     fail("zero_stage", fmt::format("must be 0, 1 or 2, got {}", f.zero_stage));
+  st.overlap_grad_reduce = f.overlap_grad_reduce;
+  st.grad_bucket_mb = f.grad_bucket_mb;
+  // At least one byte; at most 1 TiB, which is already more than any model's gradient.
+  constexpr double kMaxBucketMiB = 1 << 20;
+  if (!(f.grad_bucket_mb * kBytesPerMiB >= 1) || !(f.grad_bucket_mb <= kMaxBucketMiB))
+    fail("grad_bucket_mb", fmt::format("must lie between one byte (1/1048576) and {} MiB, got {}",
+                                       kMaxBucketMiB, f.grad_bucket_mb));
   st.checkpoint_interval = f.checkpoint_interval;
   if (f.checkpoint_interval < 0) fail("checkpoint_interval", "must not be negative");
   st.eval_interval = f.eval_interval;
@@ -436,6 +454,9 @@ StageConfig read_stage(const YAML::Node& node, const std::string& file, int inde
   st.optimizer =
       read_optimizer(f.optimizer, file, prefix + "optimizer.", overrides, st.steps, layout);
   st.optimizer.adamw.zero_stage = st.zero_stage;
+  st.optimizer.adamw.overlap_grad_reduce = st.overlap_grad_reduce;
+  st.optimizer.adamw.grad_bucket_bytes =
+      static_cast<int64_t>(std::llround(st.grad_bucket_mb * kBytesPerMiB));
   return st;
 }
 
@@ -616,6 +637,8 @@ std::string dump_run_config(const RunConfig& run) {
     e << YAML::Key << "batch_tokens" << YAML::Value << st.batch_tokens;
     e << YAML::Key << "micro_batch" << YAML::Value << st.micro_batch;
     e << YAML::Key << "zero_stage" << YAML::Value << st.zero_stage;
+    e << YAML::Key << "overlap_grad_reduce" << YAML::Value << st.overlap_grad_reduce;
+    e << YAML::Key << "grad_bucket_mb" << YAML::Value << number(st.grad_bucket_mb);
     e << YAML::Key << "checkpoint_interval" << YAML::Value << st.checkpoint_interval;
     e << YAML::Key << "eval_interval" << YAML::Value << st.eval_interval;
     e << YAML::Key << "document_attention" << YAML::Value << st.document_attention;

@@ -6,6 +6,27 @@
 
 namespace qwen3 {
 
+namespace {
+
+// Routes the model's gradients-final calls to the optimizer for one step (so that the reduction
+// overlaps the backward pass), and unhooks the model however the step ends: the optimizer may not
+// outlive it.
+class GradientsFinalWiring {
+ public:
+  GradientsFinalWiring(Qwen3Model& model, ZeroAdamW& optimizer) : model_(model) {
+    model.set_gradients_final_hook(
+        [&optimizer](int64_t final_from) { optimizer.gradients_final(final_from); });
+  }
+  ~GradientsFinalWiring() { model_.set_gradients_final_hook(nullptr); }
+  GradientsFinalWiring(const GradientsFinalWiring&) = delete;
+  GradientsFinalWiring& operator=(const GradientsFinalWiring&) = delete;
+
+ private:
+  Qwen3Model& model_;
+};
+
+}  // namespace
+
 StepResult train_step(Qwen3Model& model, ZeroAdamW& optimizer, Communicator& host_comm,
                       const std::vector<Batch>& micro_batches, double lr) {
   QWEN3_CHECK(!micro_batches.empty(), "a training step needs at least one micro-batch");
@@ -15,7 +36,8 @@ StepResult train_step(Qwen3Model& model, ZeroAdamW& optimizer, Communicator& hos
   StepResult result;
   result.tokens = host_comm.all_reduce_value(local_tokens);
 
-  optimizer.zero_grad();
+  const GradientsFinalWiring wiring(model, optimizer);
+  optimizer.zero_grad(static_cast<int64_t>(micro_batches.size()));
   // With nothing scored anywhere the gradient is zero; the passes still run so that every rank
   // takes part in the same collectives.
   const float scale = result.tokens > 0 ? static_cast<float>(1.0 / double(result.tokens)) : 0.0f;

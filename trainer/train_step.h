@@ -1,6 +1,7 @@
 #pragma once
 // One data-parallel optimizer step: forward and backward over this rank's micro-batches, the
-// gradient reduction and the sharded AdamW update.
+// gradient reduction and the sharded AdamW update. For the step, the model's gradients-final hook
+// feeds the optimizer, so that the reduction overlaps the backward pass (zero_adamw.h).
 //
 // The loss is the mean over every scored token of the global batch (all ranks, all micro-batches),
 // as one large batch on one rank would give: ranks first sum their scored-token counts, and each

@@ -282,13 +282,17 @@ bool Run::run_stage(size_t s) {
   }
 
   const int64_t accumulation = stage.accumulation_steps(world_);
-  say(
-      fmt::format("stage {}/{} '{}': {} steps of {} tokens ({} sequences of {}; {} per rank as {} "
-                  "micro-batches of {}), RoPE base {}, ZeRO {}, {} schedule, optimizer state: {}",
-                  s + 1, run_.stages.size(), stage.name, stage.steps, stage.batch_tokens,
-                  stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_,
-                  accumulation, stage.micro_batch, state_.rope_theta, stage.zero_stage,
-                  schedule_kind_name(stage.optimizer.schedule.kind), optimizer_from));
+  say(fmt::format(
+      "stage {}/{} '{}': {} steps of {} tokens ({} sequences of {}; {} per rank as {} "
+      "micro-batches of {}), RoPE base {}, ZeRO {}, {} schedule, optimizer state: "
+      "{}; gradients reduced {}",
+      s + 1, run_.stages.size(), stage.name, stage.steps, stage.batch_tokens,
+      stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_, accumulation,
+      stage.micro_batch, state_.rope_theta, stage.zero_stage,
+      schedule_kind_name(stage.optimizer.schedule.kind), optimizer_from,
+      stage.overlap_grad_reduce
+          ? fmt::format("in {} MiB buckets during the backward pass", stage.grad_bucket_mb)
+          : std::string("after the backward pass")));
 
   int64_t remaining_after = 0;  // tokens of the stages after this one, for the ETA
   for (size_t later = s + 1; later < run_.stages.size(); ++later)

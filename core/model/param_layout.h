@@ -45,6 +45,8 @@ class ParamLayout {
   bool contains(const std::string& name) const;
 
   const LayerParams& layer(int i) const { return layers_[i]; }
+  // First element of layer i's tensors, which are contiguous and start with its input norm.
+  int64_t layer_begin(int i) const { return entries_[layers_[i].input_layernorm].offset; }
   int embed_tokens() const { return embed_; }
   int final_norm() const { return final_norm_; }
   // The LM head's entry: the embedding itself when tie_word_embeddings.

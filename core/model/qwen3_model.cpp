@@ -1,6 +1,7 @@
 #include "core/model/qwen3_model.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "core/util/error.h"
 #include "core/util/rng.h"
@@ -376,14 +377,27 @@ void Qwen3Model::backward(float loss_scale) {
   }
   be.rmsnorm_backward(d_hidden, act(m.resid_final), param(layout_.final_norm()), act(m.final_rstd),
                       d_resid, false, grad(layout_.final_norm()));
+  // The final norm and an untied head lie at the end of the buffer; a tied head's gradient went
+  // into the embedding, which the last call covers.
+  announce_gradients_final(layout_[layout_.final_norm()].offset);
 
   for (int l = c.num_hidden_layers - 1; l >= 0; --l) {
     // The layer's activations are re-made from its saved input, then consumed. The last layer's
     // are still in the working set from the forward pass.
     if (memory_.recompute_layers && l + 1 < c.num_hidden_layers) forward_layer(l, true);
     backward_layer(l);
+    announce_gradients_final(layout_.layer_begin(l));
   }
   be.embedding_backward(tokens, d_resid, grad(layout_.embed_tokens()));
+  announce_gradients_final(0);
+}
+
+void Qwen3Model::set_gradients_final_hook(GradientsFinalHook hook) {
+  gradients_final_hook_ = std::move(hook);
+}
+
+void Qwen3Model::announce_gradients_final(int64_t final_from) {
+  if (gradients_final_hook_) gradients_final_hook_(final_from);
 }
 
 std::vector<float> Qwen3Model::logits_to_host() const {

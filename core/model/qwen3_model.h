@@ -3,6 +3,7 @@
 // Parameters and gradients are two flat buffers with the same ParamLayout; activations are a third,
 // sized for one (batch, seq) at a time.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -99,6 +100,15 @@ class Qwen3Model {
   // Adds d(loss_scale · LossSum.sum)/dθ into the gradient buffer. Call after forward(); it consumes
   // the logits, which hold their gradient afterwards.
   void backward(float loss_scale);
+  // Called by backward() as the gradients become final, so that their reduction can start while
+  // the rest of the pass runs: `final_from` means this backward adds nothing more to any element of
+  // the padded gradient buffer at flat index >= final_from. The ops that wrote those elements are
+  // queued (on the backend's stream), not necessarily finished. The calls come after the head and
+  // the final norm (the final norm's offset; a tied head is the embedding, not final yet), after
+  // each layer, last to first (the layer's first offset), and after the embedding (0). An empty
+  // function (the default) turns the calls off.
+  using GradientsFinalHook = std::function<void(int64_t final_from)>;
+  void set_gradients_final_hook(GradientsFinalHook hook);
 
   // [batch · seq, vocab] logits of the last forward(), before backward(). Only where the head ran
   // in one piece (the micro-batch fits one chunk).
@@ -123,6 +133,8 @@ class Qwen3Model {
   // Uploads tokens, shifted labels, positions and document ids; returns the shifted labels, which
   // the host needs to count scored tokens.
   std::vector<int32_t> upload_batch(const Batch& batch);
+  // Calls the gradients-final hook, if one is set.
+  void announce_gradients_final(int64_t final_from);
 
   ModelConfig config_;
   Backend& backend_;
@@ -135,6 +147,7 @@ class Qwen3Model {
   MemoryOptions memory_;
   bool use_doc_ids_ = false;
   bool forward_done_ = false;
+  GradientsFinalHook gradients_final_hook_;
 };
 
 }  // namespace qwen3

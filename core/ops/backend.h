@@ -51,6 +51,18 @@ class Backend {
   // The stream ops are queued on (a cudaStream_t), so that collectives on device buffers can be
   // queued behind them; null for host backends.
   virtual void* stream() const { return nullptr; }
+  // A second stream owned by the backend (a cudaStream_t) for work that should run beside the
+  // ops, such as the gradient reduction during the backward pass; null for host backends, whose
+  // work runs in call order on the host. Nothing orders the two streams except the two calls
+  // below, which order them on the device without the host waiting:
+  //   side_waits_for_main(): work queued on side_stream() from now on starts after everything
+  //                          queued on stream() so far.
+  //   main_waits_for_side(): ops queued from now on start after everything queued on
+  //                          side_stream() so far.
+  // No-ops on host backends. synchronize() waits for both streams.
+  virtual void* side_stream() const { return nullptr; }
+  virtual void side_waits_for_main() {}
+  virtual void main_waits_for_side() {}
 
   // tokens[N] i32, table[V, d] -> out[N, d]
   void embedding_forward(const TensorView& tokens, const TensorView& table, const TensorView& out);

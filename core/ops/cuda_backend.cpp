@@ -1,4 +1,5 @@
-// The CUDA backend: checked calls into core/kernels/cuda, all queued on one stream.
+// The CUDA backend: checked calls into core/kernels/cuda, all queued on one stream; a second
+// stream carries the work that runs beside them (the gradient reduction), ordered by events.
 #include "core/ops/cuda_backend.h"
 
 #include <cuda_runtime.h>
@@ -96,6 +97,12 @@ class CudaBackend final : public Backend {
     if (device >= 0) QWEN3_CUDA_CHECK(cudaSetDevice(device));
     QWEN3_CUDA_CHECK(cudaGetDevice(&device_));
     QWEN3_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // Non-blocking: the side stream must not wait on the legacy default stream either, only on
+    // the events below.
+    QWEN3_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
+    // Events that only order streams: without timing, recording and waiting on them are cheap.
+    QWEN3_CUDA_CHECK(cudaEventCreateWithFlags(&main_reached_, cudaEventDisableTiming));
+    QWEN3_CUDA_CHECK(cudaEventCreateWithFlags(&side_reached_, cudaEventDisableTiming));
     gemm_ = std::make_unique<cuda::LtGemm>();
     id_record_ = std::make_unique<DeviceBuffer>(sizeof(cuda::IdCheckRecord));
     QWEN3_CUDA_CHECK(cudaMemset(id_record_->data(), 0, sizeof(cuda::IdCheckRecord)));
@@ -104,7 +111,11 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     // Work still queued may use the buffers freed next; errors cannot be thrown from here.
     cudaStreamSynchronize(stream_);
+    cudaStreamSynchronize(side_stream_);
     gemm_.reset();
+    cudaEventDestroy(main_reached_);
+    cudaEventDestroy(side_reached_);
+    cudaStreamDestroy(side_stream_);
     cudaStreamDestroy(stream_);
   }
 
@@ -116,9 +127,21 @@ class CudaBackend final : public Backend {
   }
   void synchronize() override {
     QWEN3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    QWEN3_CUDA_CHECK(cudaStreamSynchronize(side_stream_));
     report_bad_ids();
   }
   void* stream() const override { return stream_; }
+  void* side_stream() const override { return side_stream_; }
+  // cudaStreamWaitEvent waits for the event's most recent record at the time of the call, so one
+  // event per direction can be recorded again for every wait.
+  void side_waits_for_main() override {
+    QWEN3_CUDA_CHECK(cudaEventRecord(main_reached_, stream_));
+    QWEN3_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, main_reached_, 0));
+  }
+  void main_waits_for_side() override {
+    QWEN3_CUDA_CHECK(cudaEventRecord(side_reached_, side_stream_));
+    QWEN3_CUDA_CHECK(cudaStreamWaitEvent(stream_, side_reached_, 0));
+  }
 
  protected:
   void upload_impl(const void* host, const TensorView& dst) override {
@@ -352,6 +375,10 @@ class CudaBackend final : public Backend {
 
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
+  // Work beside the ops (the gradient reduction), ordered against stream_ by the two events:
+  // main_reached_ is recorded on stream_, side_reached_ on side_stream_.
+  cudaStream_t side_stream_ = nullptr;
+  cudaEvent_t main_reached_ = nullptr, side_reached_ = nullptr;
   std::unique_ptr<cuda::LtGemm> gemm_;
   std::unique_ptr<DeviceBuffer> id_record_, sum_result_, scratch_;
 };

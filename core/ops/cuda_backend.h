@@ -1,7 +1,8 @@
 #pragma once
 // The CUDA backend: bf16 weights, gradients and activations, fp32 accumulation, fp32 statistics
 // and optimizer state. Every op is queued on the backend's own stream; the host waits only where
-// it reads a result (download, sum_squares, synchronize).
+// it reads a result (download, sum_squares, synchronize). A second, side stream runs the gradient
+// collectives beside the backward pass, ordered against the first by events (Backend::side_stream).
 //
 // Built only where CMake found a CUDA toolkit (QWEN3_HAVE_CUDA); the declarations are always here
 // so that callers can name the backend and ask whether it is available.

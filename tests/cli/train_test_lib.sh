@@ -41,7 +41,9 @@ make_data() {  # make_data DIR SEED DOCUMENTS
 }
 
 # A three-stage run of the tiny model: seq_len 64 -> 128 -> 256 and RoPE base 10,000 -> 10,000 ->
-# 1,000,000 (Qwen3's long-context switch), 12 sequences per step, checkpoints every 8 steps.
+# 1,000,000 (Qwen3's long-context switch), 12 sequences per step, checkpoints every 8 steps. The
+# gradients are reduced in one bucket during the backward pass (the default 25 MiB holds the whole
+# tiny model), after it, and in three buckets (0.05 MiB: one per layer).
 write_run() {  # write_run FILE DATA_DIR OUTPUT_DIR
   cat >"$1" <<YAML
 name: tiny-curriculum
@@ -74,6 +76,7 @@ stages:
     batch_tokens: 1536
     micro_batch: 2
     checkpoint_interval: 8
+    overlap_grad_reduce: false
     optimizer: {lr: 2.0e-3, min_lr: 2.0e-4, warmup_steps: 2, schedule: wsd, decay_steps: 4}
   - name: long
     train_data:
@@ -84,6 +87,7 @@ stages:
     batch_tokens: 3072
     micro_batch: 1
     zero_stage: 2
+    grad_bucket_mb: 0.05
     recompute_activations: true
     lm_head_chunk_tokens: 100
     optimizer: {lr: 1.0e-3, min_lr: 1.0e-4, schedule: constant, carry_state: false}

@@ -1,6 +1,6 @@
-// The MPI communicator on 1..4 ranks: every collective and dtype against values each rank can
-// compute for itself, the piecewise path for counts above INT_MAX (with the piece size lowered, and
-// once for real), groups from split(), and argument errors.
+// The MPI communicator on 1..4 ranks: every collective (reduce-scatter windows included) and dtype
+// against values each rank can compute for itself, the piecewise path for counts above INT_MAX
+// (with the piece size lowered, and once for real), groups from split(), and argument errors.
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -103,6 +103,49 @@ TEST_P(Communicator, ReduceScatterGivesEachRankItsBlock) {
         << "element " << i;
 }
 
+// Windows of several widths, taken from the end of the buffer down as ZeroAdamW's buckets are,
+// mostly straddling block boundaries: together they give reduce_scatter's result.
+TEST_P(Communicator, ReduceScatterWindowsTogetherGiveTheReduceScatter) {
+  const size_t block = 29, n = block * size_t(comm->size());
+  const std::vector<float> send = rank_values<float>(comm->rank(), n);
+  for (size_t width : {size_t(1), size_t(5), block, block + 1, 2 * block + 3, n}) {
+    std::vector<float> recv(block, -1.0f);
+    for (size_t end = n; end > 0;) {
+      const size_t first = end > width ? end - width : 0;
+      comm->reduce_scatter_window(send.data(), recv.data(), block, first, end - first, DType::F32,
+                                  ReduceOp::Sum);
+      end = first;
+    }
+    for (size_t i = 0; i < block; ++i)
+      ASSERT_EQ(recv[i],
+                expected_reduce(comm->size(), size_t(comm->rank()) * block + i, ReduceOp::Sum))
+          << "windows of " << width << ", element " << i;
+  }
+}
+
+// One window across the boundary between blocks 0 and 1 (inside block 0 on one rank), in bf16 and
+// with Max: each owner gets its part of the window at the right offset, and nothing else changes.
+TEST_P(Communicator, ReduceScatterWindowWritesOnlyItsOverlapWithEachBlock) {
+  const size_t block = 16, n = block * size_t(comm->size());
+  const size_t first = comm->size() > 1 ? block - 3 : 2, count = 7;
+  std::vector<uint16_t> send(n);
+  for (size_t i = 0; i < n; ++i)
+    send[i] = to_bf16(value_at(comm->rank(), i));
+  const uint16_t untouched = to_bf16(-1);
+  std::vector<uint16_t> recv(block, untouched);
+  comm->reduce_scatter_window(send.data(), recv.data(), block, first, count, DType::BF16,
+                              ReduceOp::Max);
+  const size_t own = size_t(comm->rank()) * block;
+  for (size_t i = 0; i < block; ++i) {
+    const size_t global = own + i;
+    if (global >= first && global < first + count)
+      ASSERT_EQ(from_bf16(recv[i]), expected_reduce(comm->size(), global, ReduceOp::Max))
+          << "element " << i;
+    else
+      ASSERT_EQ(recv[i], untouched) << "element " << i << " is outside the window";
+  }
+}
+
 TEST_P(Communicator, AllGatherOutOfPlaceAndInPlace) {
   const size_t block = 23, n = block * size_t(comm->size());
   const std::vector<int64_t> mine = rank_values<int64_t>(comm->rank(), block);
@@ -164,6 +207,27 @@ TEST(CommunicatorGroups, StatsCountRingTraffic) {
   EXPECT_NEAR(double(comm->stats().ring_bytes_sent), 4 * bytes * (n - 1) / n, 2.0);
 }
 
+TEST(CommunicatorGroups, ReduceScatterWindowsCountTheReduceScattersBytes) {
+  auto comm = MpiCommunicator::world();
+  std::vector<float> buffer(1000 * size_t(comm->size()));
+  std::vector<float> shard(1000);
+  comm->reduce_scatter(buffer.data(), shard.data(), shard.size(), DType::F32, ReduceOp::Sum);
+  const qwen3::CommStats whole = comm->stats();
+  comm->reset_stats();
+  const size_t n = buffer.size(), width = 333;
+  int64_t windows = 0;
+  for (size_t end = n; end > 0; ++windows) {
+    const size_t first = end > width ? end - width : 0;
+    comm->reduce_scatter_window(buffer.data(), shard.data(), shard.size(), first, end - first,
+                                DType::F32, ReduceOp::Sum);
+    end = first;
+  }
+  EXPECT_EQ(comm->stats().calls, windows);
+  EXPECT_EQ(comm->stats().payload_bytes, whole.payload_bytes);
+  EXPECT_NEAR(double(comm->stats().ring_bytes_sent), double(whole.ring_bytes_sent),
+              0.5 * double(windows + 1));
+}
+
 TEST(CommunicatorErrors, MisusedBuffersAreNamed) {
   auto comm = MpiCommunicator::world();
   std::vector<float> v(64 * size_t(comm->size()));
@@ -178,6 +242,20 @@ TEST(CommunicatorErrors, MisusedBuffersAreNamed) {
     FAIL() << "broadcast from a missing root accepted";
   } catch (const qwen3::Error& e) {
     EXPECT_NE(std::string(e.what()).find("is not a rank"), std::string::npos) << e.what();
+  }
+  std::vector<float> shard(64);
+  try {
+    comm->reduce_scatter_window(v.data(), shard.data(), 64, v.size() - 10, 11, DType::F32,
+                                ReduceOp::Sum);
+    FAIL() << "a window past the buffer's end accepted";
+  } catch (const qwen3::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("runs past the"), std::string::npos) << e.what();
+  }
+  try {
+    comm->reduce_scatter_window(v.data(), v.data() + 3, 64, 0, 64, DType::F32, ReduceOp::Sum);
+    FAIL() << "overlapping reduce_scatter_window accepted";
+  } catch (const qwen3::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("recv overlaps send"), std::string::npos) << e.what();
   }
   qwen3::TensorView on_gpu{v.data(), DType::F32, qwen3::Device::CUDA, qwen3::Shape{64}};
   EXPECT_THROW(comm->all_reduce(on_gpu), qwen3::Error);

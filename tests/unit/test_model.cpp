@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "core/model/qwen3_model.h"
@@ -139,6 +140,63 @@ TEST_F(ModelTest, ChunkedHeadGivesTheSameStep) {
   const StepOutput parts = step_with(config, *backend, chunked);
   EXPECT_NEAR(parts.loss, whole.loss, 1e-6 * whole.loss);
   EXPECT_LE(max_abs_diff(parts.grads, whole.grads), 1e-6 * max_abs(whole.grads));
+}
+
+// The gradients-final hook: called after the head and final norm, after each layer from the last
+// to the first, and after the embedding, with offsets that only fall; at each call, every element
+// at or above the offset already holds its end-of-backward value (bit for bit: the CPU backend
+// runs the ops in call order), so a reduction started then reads the final gradient. Tied and
+// untied heads, with and without recomputed layers; the model's buffers padded as for 3 ranks.
+TEST_F(ModelTest, GradientsFinalHookAnnouncesOnlyFinalGradients) {
+  for (const char* name : {"tiny.yaml", "tiny-untied.yaml"})
+    for (bool recompute : {false, true}) {
+      const qwen3::ModelConfig c = qwen3::load_model_config(kConfigs + name);
+      qwen3::Qwen3Model model(c, *backend, 3 * 64);
+      model.init_weights(2);
+      qwen3::MemoryOptions memory;
+      memory.recompute_layers = recompute;
+      model.set_memory_options(memory);
+      const qwen3::Batch b = random_batch(c, 2, 24, 4);
+      // Two micro-batches, as a step accumulates them; the second is announced.
+      model.forward(rows_of(b, 0, 1));
+      model.backward(0.01f);
+      model.forward(rows_of(b, 1, 1));
+      std::vector<int64_t> offsets;
+      std::vector<std::vector<float>> seen;
+      model.set_gradients_final_hook([&](int64_t final_from) {
+        offsets.push_back(final_from);
+        std::vector<float> padded(size_t(model.padded_size()));
+        backend->download(model.grads_padded(), padded.data());
+        seen.push_back(std::move(padded));
+      });
+      model.backward(0.01f);
+      model.set_gradients_final_hook(nullptr);
+      std::vector<float> final_grads(size_t(model.padded_size()));
+      backend->download(model.grads_padded(), final_grads.data());
+
+      const qwen3::ParamLayout& layout = model.layout();
+      std::vector<int64_t> expected = {layout[layout.final_norm()].offset};
+      for (int l = c.num_hidden_layers - 1; l >= 0; --l)
+        expected.push_back(layout.layer_begin(l));
+      expected.push_back(0);
+      ASSERT_EQ(offsets, expected) << name << (recompute ? ", recomputed" : "");
+      for (size_t k = 0; k < offsets.size(); ++k)
+        for (size_t i = size_t(offsets[k]); i < final_grads.size(); ++i)
+          ASSERT_EQ(seen[k][i], final_grads[i])
+              << name << (recompute ? ", recomputed" : "") << ": element " << i
+              << " changed after the call announcing " << offsets[k];
+      // The announcements are not vacuous: the head's gradient (a tied one is the embedding's)
+      // is still changing at the first call.
+      const qwen3::ParamEntry& head = layout[layout.lm_head()];
+      bool head_changes = false;
+      for (int64_t i = head.offset; i < head.offset + head.numel(); ++i)
+        head_changes = head_changes || seen[0][size_t(i)] != final_grads[size_t(i)];
+      EXPECT_EQ(head_changes, layout.tied()) << name;
+      // Backward without the hook calls nothing.
+      model.forward(rows_of(b, 0, 1));
+      model.backward(0.01f);
+      EXPECT_EQ(offsets.size(), expected.size());
+    }
 }
 
 TEST_F(ModelTest, ChunkedLogitsCannotBeReadWhole) {

@@ -52,6 +52,28 @@ TEST(ParamLayout, HfNamesShapesAndAlignment) {
   EXPECT_LE(end, layout.flat_size());
 }
 
+// What the backward pass's gradients-final announcements rely on: each layer's tensors fill
+// [layer_begin(l), layer_begin(l + 1)), the final norm and an untied head come after the last
+// layer, the embedding before the first.
+TEST(ParamLayout, LayersAreContiguousSlicesBetweenEmbeddingAndFinalNorm) {
+  for (const char* model : {"tiny.yaml", "tiny-untied.yaml"}) {
+    const qwen3::ModelConfig c = qwen3::load_model_config(kConfigs + model);
+    const qwen3::ParamLayout layout(c);
+    for (const qwen3::ParamEntry& e : layout.entries()) {
+      if (e.layer < 0) continue;
+      const int64_t end = e.layer + 1 < c.num_hidden_layers ? layout.layer_begin(e.layer + 1)
+                                                            : layout[layout.final_norm()].offset;
+      EXPECT_GE(e.offset, layout.layer_begin(e.layer)) << model << ": " << e.name;
+      EXPECT_LE(e.offset + e.numel(), end) << model << ": " << e.name;
+    }
+    const qwen3::ParamEntry& embed = layout[layout.embed_tokens()];
+    EXPECT_LE(embed.offset + embed.numel(), layout.layer_begin(0)) << model;
+    EXPECT_GE(layout[layout.lm_head()].offset,
+              layout.tied() ? 0 : layout[layout.final_norm()].offset)
+        << model;
+  }
+}
+
 TEST(ParamLayout, TiedHeadResolvesToEmbedding) {
   const qwen3::ParamLayout layout(qwen3::load_model_config(kConfigs + "tiny.yaml"));
   EXPECT_EQ(&layout.find("lm_head.weight"), &layout.find("model.embed_tokens.weight"));

@@ -62,6 +62,8 @@ TEST_F(RunConfigTest, BudgetsBatchesAndDefaults) {
   EXPECT_DOUBLE_EQ(s.optimizer.adamw.beta2, AdamWOptions{}.beta2);
   EXPECT_EQ(s.optimizer.adamw.decay.no_decay, DecayRule{}.no_decay);
   EXPECT_EQ(s.train_data[0].files.size(), 1u);
+  EXPECT_TRUE(s.optimizer.adamw.overlap_grad_reduce);
+  EXPECT_EQ(s.optimizer.adamw.grad_bucket_bytes, 25 << 20);
   EXPECT_EQ(run.model_config.hidden_size, 64);
   EXPECT_EQ(run.checkpoint.keep_last, 3);
 }
@@ -79,11 +81,17 @@ TEST_F(RunConfigTest, OverridesReachListsAndNestedMappings) {
   EXPECT_DOUBLE_EQ(s.train_data[0].weight, 3.0);
   EXPECT_EQ(run.checkpoint.keep_last, 7);
   EXPECT_EQ(s.steps, 4);
+
+  const RunConfig tuned = parse_run_config(run_text("    grad_bucket_mb: 0.5\n"), "run.yaml",
+                                           {"stages.0.overlap_grad_reduce=false"}, 1);
+  EXPECT_FALSE(tuned.stages[0].optimizer.adamw.overlap_grad_reduce);
+  EXPECT_EQ(tuned.stages[0].optimizer.adamw.grad_bucket_bytes, 1 << 19);
 }
 
 TEST_F(RunConfigTest, DumpReadsBackToTheSameRun) {
   const RunConfig run = parse_run_config(
-      run_text("    optimizer: {schedule: wsd, decay_steps: 3, lr: 0.0003, no_decay: [norm]}\n"),
+      run_text("    optimizer: {schedule: wsd, decay_steps: 3, lr: 0.0003, no_decay: [norm]}\n"
+               "    overlap_grad_reduce: false\n    grad_bucket_mb: 1.5\n"),
       "run.yaml", {}, 1);
   const std::string dumped = dump_run_config(run);
   const RunConfig again = parse_run_config(dumped, "dumped.yaml", {}, 1);
@@ -91,6 +99,8 @@ TEST_F(RunConfigTest, DumpReadsBackToTheSameRun) {
   EXPECT_EQ(again.stages[0].optimizer.schedule.kind, ScheduleKind::WarmupStableDecay);
   EXPECT_EQ(again.stages[0].optimizer.adamw.decay.no_decay, std::vector<std::string>{"norm"});
   EXPECT_NE(dumped.find("lr: 0.0003"), std::string::npos) << dumped;
+  EXPECT_FALSE(again.stages[0].optimizer.adamw.overlap_grad_reduce);
+  EXPECT_EQ(again.stages[0].optimizer.adamw.grad_bucket_bytes, 3 << 19);
 }
 
 TEST_F(RunConfigTest, ErrorsNameFileLineAndKey) {
@@ -108,6 +118,22 @@ TEST_F(RunConfigTest, ErrorsNameFileLineAndKey) {
                       "0, 1 or 2"),
             std::string::npos)
       << message("    zero_stage: 3\n");
+  EXPECT_NE(message("    grad_bucket_mb: 0\n")
+                .find("run.yaml:12:5: key 'stages.0.grad_bucket_mb' must lie between one byte"),
+            std::string::npos)
+      << message("    grad_bucket_mb: 0\n");
+  EXPECT_NE(message("", {"stages.0.grad_bucket_mb=-3"})
+                .find("--set stages.0.grad_bucket_mb=-3: key 'stages.0.grad_bucket_mb'"),
+            std::string::npos)
+      << message("", {"stages.0.grad_bucket_mb=-3"});
+  EXPECT_NE(
+      message("    overlap_grad_reduce: sometimes\n").find("key 'stages.0.overlap_grad_reduce'"),
+      std::string::npos)
+      << message("    overlap_grad_reduce: sometimes\n");
+  EXPECT_NE(message("    overlap_grad_reduction: true\n")
+                .find("unknown stage key (did you mean 'stages.0.overlap_grad_reduce'?)"),
+            std::string::npos)
+      << message("    overlap_grad_reduction: true\n");
   EXPECT_NE(message("", {}, 3).find("key 'stages.0.batch_tokens' 512 is not a multiple of seq_len "
                                     "x micro_batch x ranks = 32 x 2 x 3 = 192; the nearest that "
                                     "are: 384 or 576"),

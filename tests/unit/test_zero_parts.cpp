@@ -1,8 +1,11 @@
 // The pieces of ZeRO that need no second rank: shard arithmetic, the weight-decay rule, the
-// single-rank communicator and the optimizer ops' argument checks.
+// single-rank communicator, ZeroAdamW's step protocol (buckets, refused calls) and the optimizer
+// ops' argument checks.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/model/param_layout.h"
@@ -11,6 +14,7 @@
 #include "parallel/communicator.h"
 #include "parallel/decay_rule.h"
 #include "parallel/shard_layout.h"
+#include "parallel/zero_adamw.h"
 
 namespace {
 
@@ -88,6 +92,137 @@ TEST(SingleRankCommunicator, CollectivesAreCopies) {
   EXPECT_EQ(comm.all_reduce_value(2.5), 2.5);
   EXPECT_EQ(comm.all_reduce_value(int64_t(7)), 7);
   EXPECT_EQ(comm.stats().ring_bytes_sent, 0u);  // one rank sends nothing
+}
+
+TEST(SingleRankCommunicator, ReduceScatterWindowCopiesTheWindowOnly) {
+  SingleRankCommunicator comm;
+  const std::vector<float> send = {1, 2, 3, 4, 5, 6};
+  std::vector<float> recv(6, -1.0f);
+  comm.reduce_scatter_window(send.data(), recv.data(), 6, 2, 3, DType::F32, ReduceOp::Sum);
+  EXPECT_EQ(recv, (std::vector<float>{-1, -1, 3, 4, 5, -1}));
+  EXPECT_EQ(comm.stats().payload_bytes, 3 * sizeof(float));
+  EXPECT_EQ(comm.stats().ring_bytes_sent, 0u);
+  EXPECT_THROW(
+      comm.reduce_scatter_window(send.data(), recv.data(), 6, 4, 3, DType::F32, ReduceOp::Sum),
+      Error);
+}
+
+// ZeroAdamW's step protocol on one rank, driven by hand: which backwards go out in buckets, where
+// the buckets fall, and the calls it refuses.
+class ZeroAdamWSteps : public ::testing::Test {
+ protected:
+  ZeroAdamW make(int stage, bool overlap) {
+    AdamWOptions options;
+    options.zero_stage = stage;
+    options.overlap_grad_reduce = overlap;
+    options.grad_bucket_bytes = 1;  // every announcement launches a bucket
+    return ZeroAdamW(*backend, comm, comm, layout, params->view(DType::F32, {shard.padded_size}),
+                     grads->view(DType::F32, {shard.padded_size}), options);
+  }
+  using Buckets = std::vector<std::pair<int64_t, int64_t>>;
+  static Buckets buckets_of(const ZeroAdamW& optimizer) {
+    Buckets out;
+    for (const ZeroAdamW::Bucket& b : optimizer.last_buckets())
+      out.emplace_back(b.begin, b.end);
+    return out;
+  }
+  // What a two-layer backward announces: final norm, layer 1, layer 0, embedding.
+  void announce_backward(ZeroAdamW& optimizer) const {
+    optimizer.gradients_final(layout[layout.final_norm()].offset);
+    optimizer.gradients_final(layout.layer_begin(1));
+    optimizer.gradients_final(layout.layer_begin(0));
+    optimizer.gradients_final(0);
+  }
+
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  SingleRankCommunicator comm;
+  ParamLayout layout{tiny_config()};
+  ShardLayout shard{layout.flat_size(), 1, 0};
+  std::unique_ptr<Buffer> params = backend->allocate(size_t(shard.padded_size) * sizeof(float));
+  std::unique_ptr<Buffer> grads = backend->allocate(size_t(shard.padded_size) * sizeof(float));
+};
+
+TEST_F(ZeroAdamWSteps, StagesZeroAndOneBucketOnlyTheLastMicroBatch) {
+  const Buckets expected = {{layout[layout.final_norm()].offset, shard.padded_size},
+                            {layout.layer_begin(1), layout[layout.final_norm()].offset},
+                            {layout.layer_begin(0), layout.layer_begin(1)},
+                            {0, layout.layer_begin(0)}};
+  for (int stage : {0, 1}) {
+    ZeroAdamW optimizer = make(stage, true);
+    optimizer.zero_grad(2);
+    announce_backward(optimizer);  // the first micro-batch: accumulated, not reduced
+    EXPECT_TRUE(optimizer.last_buckets().empty()) << "stage " << stage;
+    optimizer.micro_batch_done();
+    announce_backward(optimizer);
+    optimizer.micro_batch_done();
+    optimizer.reduce_gradients();
+    EXPECT_EQ(buckets_of(optimizer), expected) << "stage " << stage;
+  }
+}
+
+TEST_F(ZeroAdamWSteps, StageTwoBucketsEveryMicroBatchAndFinishesWhatWasNotAnnounced) {
+  ZeroAdamW optimizer = make(2, true);
+  optimizer.zero_grad(2);
+  announce_backward(optimizer);
+  optimizer.micro_batch_done();
+  EXPECT_EQ(optimizer.last_buckets().size(), 4u);
+  // A backward that stops announcing at layer 1: the rest goes out as one more bucket.
+  optimizer.gradients_final(layout.layer_begin(1));
+  optimizer.micro_batch_done();
+  EXPECT_EQ(buckets_of(optimizer),
+            (Buckets{{layout.layer_begin(1), shard.padded_size}, {0, layout.layer_begin(1)}}));
+  optimizer.reduce_gradients();
+}
+
+TEST_F(ZeroAdamWSteps, WithoutOverlapOrAnnouncementsTheReductionIsOneCollective) {
+  ZeroAdamW off = make(1, false);
+  off.zero_grad(1);
+  announce_backward(off);
+  off.micro_batch_done();
+  off.reduce_gradients();
+  EXPECT_TRUE(off.last_buckets().empty());
+  ZeroAdamW unwired = make(2, true);
+  unwired.zero_grad(1);
+  unwired.micro_batch_done();
+  EXPECT_TRUE(unwired.last_buckets().empty());
+}
+
+TEST_F(ZeroAdamWSteps, CallsOutOfOrderAreRefused) {
+  ZeroAdamW optimizer = make(2, true);
+  EXPECT_THROW(optimizer.zero_grad(0), Error);
+  optimizer.zero_grad(1);
+  optimizer.gradients_final(layout.layer_begin(1));
+  try {
+    optimizer.gradients_final(layout.layer_begin(1) + 1);
+    FAIL() << "a higher offset after a lower one accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ever lower offsets"), std::string::npos) << e.what();
+  }
+  optimizer.micro_batch_done();
+  try {
+    optimizer.micro_batch_done();
+    FAIL() << "more micro-batches than zero_grad was told accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the step has 1 micro-batches"), std::string::npos)
+        << e.what();
+  }
+  optimizer.reduce_gradients();
+  optimizer.zero_grad(2);
+  optimizer.micro_batch_done();
+  try {
+    optimizer.reduce_gradients();
+    FAIL() << "a reduction before the step's last micro-batch accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("after 1 of the step's 2 micro-batches"),
+              std::string::npos)
+        << e.what();
+  }
+  AdamWOptions no_buckets;
+  no_buckets.grad_bucket_bytes = 0;
+  EXPECT_THROW(
+      (void)ZeroAdamW(*backend, comm, comm, layout, params->view(DType::F32, {shard.padded_size}),
+                      grads->view(DType::F32, {shard.padded_size}), no_buckets),
+      Error);
 }
 
 TEST(OptimizerOps, ArgumentsAreChecked) {
