@@ -1,0 +1,258 @@
+// The embedding (embedding.cu, its backward through the stand-in CUB sort) and cross-entropy
+// (cross_entropy.cu) kernels under the emulator, through their launchers, against the CPU
+// reference kernels on the same bf16-rounded inputs, under every schedule; and how they record a
+// bad id (id_check.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/kernels/cpu/cross_entropy.h"
+#include "core/kernels/cpu/embedding.h"
+#include "core/kernels/cuda/cross_entropy.h"
+#include "core/kernels/cuda/embedding.h"
+#include "core/tensor/bf16.h"
+#include "tests/emulator/kernel_test_support.h"
+
+namespace qwen3::emulator_test {
+namespace {
+using qwen3::cuda::IdCheckRecord;
+
+// Copies and fp32 sums in the reference's order, rounded once: the bits must match.
+constexpr double kExact = 0.0;
+constexpr int64_t kVocab = 50, kDim = 200;  // dim: more than the 128 threads of a row's block
+constexpr int32_t kIgnore = -100;
+
+IdCheckRecord record_of(const DeviceArray<IdCheckRecord>& ids) {
+  return ids.download()[0];
+}
+
+DeviceArray<IdCheckRecord> empty_record() {
+  return DeviceArray<IdCheckRecord>(std::vector<IdCheckRecord>(1));
+}
+
+void expect_no_bad_id(const DeviceArray<IdCheckRecord>& ids) {
+  EXPECT_EQ(record_of(ids).found, 0);
+}
+
+void expect_bad_id(const DeviceArray<IdCheckRecord>& ids, int32_t site, int32_t value,
+                   int64_t index, int64_t limit) {
+  const IdCheckRecord r = record_of(ids);
+  EXPECT_EQ(r.found, 1);
+  EXPECT_EQ(r.site, site);
+  EXPECT_EQ(r.value, value);
+  EXPECT_EQ(r.index, index);
+  EXPECT_EQ(r.limit, limit);
+}
+
+TEST(EmulatedEmbedding, Forward) {
+  const int64_t n = 37;
+  const std::vector<int32_t> tokens = random_ids(n, kVocab, 1);
+  const Bf16Values table = random_bf16(kVocab * kDim, 2);
+  std::vector<float> ref(n * kDim);
+  qwen3::cpu::embedding_forward<float>(tokens.data(), table.values.data(), n, kDim, ref.data());
+  const Outputs got = same_under_every_schedule([&] {
+    DeviceArray<int32_t> tokens_dev(tokens);
+    DeviceArray<uint16_t> table_dev(table.bits), out = DeviceArray<uint16_t>::poisoned(n * kDim);
+    DeviceArray<IdCheckRecord> ids = empty_record();
+    qwen3::cuda::embedding_forward(tokens_dev.data(), bf16s(table_dev), n, kVocab, kDim, bf16s(out),
+                                   ids.data(), nullptr);
+    expect_no_bad_id(ids);
+    return Outputs{{"out", bf16_to_floats(out.download())}};
+  });
+  expect_close("embedding forward", ref, got.at("out"), kExact);
+}
+
+TEST(EmulatedEmbedding, ForwardRecordsABadIdAndWritesZeros) {
+  const int64_t n = 12, bad_row = 5;
+  std::vector<int32_t> tokens = random_ids(n, kVocab, 3);
+  tokens[bad_row] = -7;
+  const Bf16Values table = random_bf16(kVocab * kDim, 4);
+  DeviceArray<int32_t> tokens_dev(tokens);
+  DeviceArray<uint16_t> table_dev(table.bits), out = DeviceArray<uint16_t>::poisoned(n * kDim);
+  DeviceArray<IdCheckRecord> ids = empty_record();
+  qwen3::cuda::embedding_forward(tokens_dev.data(), bf16s(table_dev), n, kVocab, kDim, bf16s(out),
+                                 ids.data(), nullptr);
+  expect_bad_id(ids, qwen3::cuda::kIdSiteEmbeddingForward, -7, bad_row, kVocab);
+  const std::vector<float> got = bf16_to_floats(out.download());
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < kDim; ++c)
+      ASSERT_EQ(got[size_t(r * kDim + c)],
+                r == bad_row ? 0.0f : table.values[size_t(tokens[r] * kDim + c)])
+          << r << ", " << c;
+}
+
+// dtable += the rows of dout, in token order. Repeated ids (7 distinct among 64 tokens) make runs
+// the kernel sums.
+std::vector<float> embedding_backward_reference(const std::vector<int32_t>& tokens,
+                                                const Bf16Values& dout, const Bf16Values& dtable) {
+  std::vector<float> ref = dtable.values;
+  std::vector<int32_t> valid_tokens;
+  std::vector<float> valid_rows;
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    if (tokens[r] < 0 || tokens[r] >= kVocab) continue;
+    valid_tokens.push_back(tokens[r]);
+    valid_rows.insert(valid_rows.end(), dout.values.begin() + r * kDim,
+                      dout.values.begin() + (r + 1) * kDim);
+  }
+  qwen3::cpu::embedding_backward<float>(valid_tokens.data(), valid_rows.data(),
+                                        static_cast<int64_t>(valid_tokens.size()), kDim,
+                                        ref.data());
+  return round_to_bf16(ref).values;
+}
+
+Outputs emulated_embedding_backward(const std::vector<int32_t>& tokens, const Bf16Values& dout,
+                                    const Bf16Values& dtable, IdCheckRecord* record) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  DeviceArray<int32_t> tokens_dev(tokens);
+  DeviceArray<uint16_t> dout_dev(dout.bits), dtable_dev(dtable.bits);
+  DeviceArray<uint8_t> workspace =
+      DeviceArray<uint8_t>::poisoned(qwen3::cuda::embedding_backward_workspace_bytes(n));
+  DeviceArray<IdCheckRecord> ids = empty_record();
+  qwen3::cuda::embedding_backward(tokens_dev.data(), bf16s(dout_dev), n, kVocab, kDim,
+                                  bf16s(dtable_dev), workspace.data(), ids.data(), nullptr);
+  *record = record_of(ids);
+  return Outputs{{"dtable", bf16_to_floats(dtable_dev.download())}};
+}
+
+TEST(EmulatedEmbedding, Backward) {
+  const int64_t n = 64;
+  const std::vector<int32_t> tokens = random_ids(n, 7, 5);
+  const Bf16Values dout = random_bf16(n * kDim, 6), dtable = random_bf16(kVocab * kDim, 7);
+  const Outputs got = same_under_every_schedule([&] {
+    IdCheckRecord record;
+    Outputs outputs = emulated_embedding_backward(tokens, dout, dtable, &record);
+    EXPECT_EQ(record.found, 0);
+    return outputs;
+  });
+  expect_close("embedding backward", embedding_backward_reference(tokens, dout, dtable),
+               got.at("dtable"), kExact);
+}
+
+// A negative id sorts first; the kernel records it with its original index and adds nothing.
+TEST(EmulatedEmbedding, BackwardRecordsABadIdAndSkipsItsRow) {
+  const int64_t n = 40, bad_row = 3;
+  std::vector<int32_t> tokens = random_ids(n, 9, 8);
+  tokens[bad_row] = -2;
+  const Bf16Values dout = random_bf16(n * kDim, 9), dtable = random_bf16(kVocab * kDim, 10);
+  IdCheckRecord record;
+  const Outputs got = emulated_embedding_backward(tokens, dout, dtable, &record);
+  EXPECT_EQ(record.found, 1);
+  EXPECT_EQ(record.site, qwen3::cuda::kIdSiteEmbeddingBackward);
+  EXPECT_EQ(record.value, -2);
+  EXPECT_EQ(record.index, bad_row);
+  EXPECT_EQ(record.limit, kVocab);
+  expect_close("embedding backward, bad id", embedding_backward_reference(tokens, dout, dtable),
+               got.at("dtable"), kExact);
+}
+
+// 1,500 logits: two full strides of the 512 threads and a partial one. Row 0 has -inf logits,
+// among them the first one of several threads and all three of thread 7's (c = 7, 519, 1031):
+// a thread's running sum must not turn NaN (the bug the first emulation found).
+struct CrossEntropyCase {
+  int64_t rows = 24, vocab = 1500;
+  Bf16Values logits;
+  std::vector<int32_t> targets;
+
+  CrossEntropyCase() {
+    std::vector<float> raw = normal_values(rows * vocab, 11, 3.0);
+    for (int64_t c : {0, 1, 2, 7, 100, 511, 519, 700, 1031, 1499})
+      raw[size_t(c)] = -std::numeric_limits<float>::infinity();
+    logits = round_to_bf16(raw);
+    targets = random_ids(rows, static_cast<int32_t>(vocab), 12);
+    targets[0] = 5;  // a finite logit
+    targets[3] = targets[17] = kIgnore;
+  }
+};
+
+TEST(EmulatedCrossEntropy, ForwardAndBackwardWithInfiniteLogitsAndIgnoredRows) {
+  const CrossEntropyCase p;
+  const float scale = 0.125f;
+  std::vector<float> ref_losses(p.rows), ref_lse(p.rows), ref_dlogits(p.logits.values.size());
+  qwen3::cpu::cross_entropy_forward<float>(p.logits.values.data(), p.targets.data(), p.rows,
+                                           p.vocab, kIgnore, ref_losses.data(), ref_lse.data());
+  qwen3::cpu::cross_entropy_backward<float>(p.logits.values.data(), ref_lse.data(),
+                                            p.targets.data(), p.rows, p.vocab, kIgnore, scale,
+                                            ref_dlogits.data());
+  const Outputs got = same_under_every_schedule([&] {
+    DeviceArray<uint16_t> logits(p.logits.bits),
+        dlogits = DeviceArray<uint16_t>::poisoned(p.logits.bits.size());
+    DeviceArray<int32_t> targets(p.targets);
+    DeviceArray<float> losses = DeviceArray<float>::poisoned(p.rows),
+                       lse = DeviceArray<float>::poisoned(p.rows), ref_lse_dev(ref_lse);
+    DeviceArray<IdCheckRecord> ids = empty_record();
+    qwen3::cuda::cross_entropy_forward(bf16s(logits), targets.data(), p.rows, p.vocab, kIgnore,
+                                       losses.data(), lse.data(), ids.data(), nullptr);
+    // The backward is given the reference's lse, so it is checked on its own.
+    qwen3::cuda::cross_entropy_backward(bf16s(logits), ref_lse_dev.data(), targets.data(), p.rows,
+                                        p.vocab, kIgnore, scale, bf16s(dlogits), ids.data(),
+                                        nullptr);
+    // dlogits may alias logits.
+    qwen3::cuda::cross_entropy_backward(bf16s(logits), ref_lse_dev.data(), targets.data(), p.rows,
+                                        p.vocab, kIgnore, scale, bf16s(logits), ids.data(),
+                                        nullptr);
+    expect_no_bad_id(ids);
+    return Outputs{{"losses", losses.download()},
+                   {"lse", lse.download()},
+                   {"dlogits", bf16_to_floats(dlogits.download())},
+                   {"dlogits in place", bf16_to_floats(logits.download())}};
+  });
+  expect_close("cross_entropy losses", ref_losses, got.at("losses"), kF32Tolerance);
+  expect_close("cross_entropy lse", ref_lse, got.at("lse"), kF32Tolerance);
+  expect_close("cross_entropy dlogits", ref_dlogits, got.at("dlogits"), kBf16Tolerance);
+  EXPECT_EQ(got.at("dlogits in place"), got.at("dlogits"));
+  EXPECT_EQ(got.at("losses")[3], 0.0f);
+  EXPECT_EQ(got.at("losses")[17], 0.0f);
+}
+
+// Qwen3's vocabulary: 151,936 logits per row, about 300 per thread.
+TEST(EmulatedCrossEntropy, FullVocabularyRows) {
+  const int64_t rows = 3, vocab = 151936;
+  const Bf16Values logits = random_bf16(rows * vocab, 13, 2.0);
+  const std::vector<int32_t> targets = random_ids(rows, static_cast<int32_t>(vocab), 14);
+  std::vector<float> ref_losses(rows), ref_lse(rows);
+  qwen3::cpu::cross_entropy_forward<float>(logits.values.data(), targets.data(), rows, vocab,
+                                           kIgnore, ref_losses.data(), ref_lse.data());
+  DeviceArray<uint16_t> logits_dev(logits.bits);
+  DeviceArray<int32_t> targets_dev(targets);
+  DeviceArray<float> losses = DeviceArray<float>::poisoned(rows),
+                     lse = DeviceArray<float>::poisoned(rows);
+  DeviceArray<IdCheckRecord> ids = empty_record();
+  qwen3::cuda::cross_entropy_forward(bf16s(logits_dev), targets_dev.data(), rows, vocab, kIgnore,
+                                     losses.data(), lse.data(), ids.data(), nullptr);
+  expect_close("cross_entropy losses, full vocabulary", ref_losses, losses.download(),
+               kF32Tolerance);
+  expect_close("cross_entropy lse, full vocabulary", ref_lse, lse.download(), kF32Tolerance);
+}
+
+TEST(EmulatedCrossEntropy, BadTargetIsRecordedAndItsRowLeftAlone) {
+  const int64_t rows = 6, vocab = 700, bad_row = 4;
+  const Bf16Values logits = random_bf16(rows * vocab, 15);
+  std::vector<int32_t> targets = random_ids(rows, static_cast<int32_t>(vocab), 16);
+  targets[bad_row] = static_cast<int32_t>(vocab) + 3;
+  DeviceArray<uint16_t> logits_dev(logits.bits),
+      dlogits = DeviceArray<uint16_t>::poisoned(logits.bits.size());
+  DeviceArray<int32_t> targets_dev(targets);
+  DeviceArray<float> losses = DeviceArray<float>::poisoned(rows),
+                     lse = DeviceArray<float>::poisoned(rows);
+  DeviceArray<IdCheckRecord> forward_ids = empty_record(), backward_ids = empty_record();
+  qwen3::cuda::cross_entropy_forward(bf16s(logits_dev), targets_dev.data(), rows, vocab, kIgnore,
+                                     losses.data(), lse.data(), forward_ids.data(), nullptr);
+  qwen3::cuda::cross_entropy_backward(bf16s(logits_dev), lse.data(), targets_dev.data(), rows,
+                                      vocab, kIgnore, 1.0f, bf16s(dlogits), backward_ids.data(),
+                                      nullptr);
+  expect_bad_id(forward_ids, qwen3::cuda::kIdSiteCrossEntropyForward, targets[bad_row], bad_row,
+                vocab);
+  expect_bad_id(backward_ids, qwen3::cuda::kIdSiteCrossEntropyBackward, targets[bad_row], bad_row,
+                vocab);
+  EXPECT_EQ(losses.download()[bad_row], 0.0f);
+  const std::vector<float> grad = bf16_to_floats(dlogits.download());
+  for (int64_t c = 0; c < vocab; ++c)
+    ASSERT_EQ(grad[size_t(bad_row * vocab + c)], 0.0f) << c;
+}
+
+}  // namespace
+}  // namespace qwen3::emulator_test
