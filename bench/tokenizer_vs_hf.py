@@ -33,16 +33,18 @@ from qwen3_hf_tokenizer import load_qwen3  # noqa: E402
 
 
 def read_documents(paths, limit_bytes):
-    """Documents from PATHS in order (text files, read as UTF-8, others skipped) up to LIMIT_BYTES."""
-    documents, total = [], 0
+    """Documents from PATHS in order up to LIMIT_BYTES: UTF-8 text files, each text once (many
+    packages ship the same copyright file; repeats would only measure the word caches)."""
+    documents, seen, total = [], set(), 0
     for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except (UnicodeDecodeError, OSError):
             continue
-        if not text:
+        if not text or text in seen:
             continue
+        seen.add(text)
         documents.append(text)
         total += len(text.encode("utf-8"))
         if total >= limit_bytes:

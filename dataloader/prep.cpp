@@ -158,7 +158,7 @@ void check_prep_options(const PrepOptions& o) {
               "--vocab-size must be in [1, 2^32], got {}", o.vocab_size);
   QWEN3_CHECK(o.eos_id >= 0 && o.eos_id < o.vocab_size,
               "--eos-id must be in [0, vocab size {}), got {}", o.vocab_size, o.eos_id);
-  QWEN3_CHECK(!o.tokenizer.empty(), "--tokenizer must name the tokenizer");
+  QWEN3_CHECK(!o.tokenizer.empty(), "--tokenizer (or --tokenizer-name) must name the tokenizer");
   QWEN3_CHECK(o.shard_tokens >= 2, "--shard-tokens must be at least 2, got {}", o.shard_tokens);
   QWEN3_CHECK(o.chunk_tokens >= 1, "--chunk-tokens must be positive, got {}", o.chunk_tokens);
   QWEN3_CHECK(o.val_fraction >= 0.0 && o.val_fraction < 1.0,

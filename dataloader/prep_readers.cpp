@@ -164,10 +164,6 @@ class BytesReader : public DocumentReader {
   bool done_ = false;
 };
 
-std::string_view json_type_name(const nlohmann::json& value) {
-  return value.is_number() ? "number" : value.type_name();
-}
-
 }  // namespace
 
 std::unique_ptr<DocumentReader> open_document_reader(const std::string& path,
@@ -273,8 +269,8 @@ TextOutcome tokenize_text_document(const std::string& raw, const TextSettings& s
     } catch (const nlohmann::json::exception& e) {
       throw_error(fmt::format("{}:{}: not a JSON object: {}", path, location.line, e.what()));
     }
-    QWEN3_CHECK(object.is_object(), "{}:{}: expected a JSON object per line, got a {}", path,
-                location.line, json_type_name(object));
+    QWEN3_CHECK(object.is_object(), "{}:{}: expected a JSON object per line, found a JSON {}", path,
+                location.line, object.type_name());
     const auto value = object.find(settings.jsonl_field);
     if (value == object.end()) {
       std::string keys;
@@ -286,7 +282,7 @@ TextOutcome tokenize_text_document(const std::string& raw, const TextSettings& s
                       path, location.line, settings.jsonl_field, keys.empty() ? "none" : keys));
     }
     QWEN3_CHECK(value->is_string(), "{}:{}: field '{}' is a {}, not a string", path, location.line,
-                settings.jsonl_field, json_type_name(*value));
+                settings.jsonl_field, value->type_name());
     field = value->get<std::string>();
     bytes = field;
   }

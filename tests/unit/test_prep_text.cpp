@@ -194,8 +194,9 @@ TEST_F(PrepText, JsonlErrorsNameTheLine) {
   test::write_text_file(dir_ + "/x.jsonl", "{\"text\": \"ok\"}\n\n{\"text\": \"unterminated}\n");
   EXPECT_NE(error_of(options_).find("x.jsonl:3: not a JSON object"), std::string::npos);
   test::write_text_file(dir_ + "/x.jsonl", "[1, 2]\n");
-  EXPECT_NE(error_of(options_).find("x.jsonl:1: expected a JSON object per line, got a array"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(options_).find("x.jsonl:1: expected a JSON object per line, found a JSON array"),
+      std::string::npos);
   options_.jsonl_field = "content";
   test::write_text_file(dir_ + "/x.jsonl", "{\"content\": \"the\"}\n");
   run_prep(options_);
