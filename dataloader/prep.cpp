@@ -296,10 +296,14 @@ class PrepRun {
     TokenizingPool pool(*tokenizer_, settings, files_, threads);
     const size_t max_in_flight = kBatchesPerThread * static_cast<size_t>(threads);
     auto batch = std::make_unique<TextBatch>();
+    bool batch_failed = false;
     const auto drain = [&](size_t keep) {
       while (pool.in_flight() > keep) {
         std::unique_ptr<TextBatch> done = pool.take_oldest();
-        if (done->error) std::rethrow_exception(done->error);
+        if (done->error) {
+          batch_failed = true;
+          std::rethrow_exception(done->error);
+        }
         for (TextDocument& document : done->documents)
           write_text(document);
         report_progress(false);
@@ -338,9 +342,12 @@ class PrepRun {
       }
       submit();
     } catch (...) {
-      // Documents before the failed read may hold an error of their own, which comes first.
-      batch.reset();
-      drain(0);
+      // A failed read comes after the documents already handed out, whose own errors come first.
+      // A failed batch is the first error itself: the batches after it are left alone.
+      if (!batch_failed) {
+        batch.reset();
+        drain(0);
+      }
       throw;
     }
     drain(0);

@@ -214,6 +214,9 @@ Tokenizer::Tokenizer(const TokenizerDefinition& definition)
       QWEN3_CHECK(!token_known_[added.id], "{}: added token '{}' reuses id {}", source,
                   added.content, added.id);
     }
+    for (const AddedToken& earlier : added_)
+      QWEN3_CHECK(earlier.content != added.content, "{}: added token '{}' is given twice", source,
+                  added.content);
     token_bytes_[added.id] = added.content;
     token_known_[added.id] = 1;
     added_.push_back(added);
@@ -230,6 +233,9 @@ Tokenizer::Tokenizer(const TokenizerDefinition& definition)
     if (token_known_[id]) hash = fnv1a(token_bytes_[id], fnv1a_u32(id, hash));
   for (const auto& [left, right] : definition.merges)
     hash = fnv1a(right, fnv1a(" ", fnv1a(left, hash)));
+  // Which ids are added tokens matters too: they are matched before pre-tokenizing.
+  for (const AddedToken& added : added_)
+    hash = fnv1a(added.content, fnv1a_u32(added.id, fnv1a("added", hash)));
   fingerprint_ = fmt::format("{:016x}", hash);
 }
 

@@ -56,6 +56,7 @@ HANDWRITTEN = [
     "<tool_call>{\"name\": \"f\"}</tool_call><tool_response>ok</tool_response><|file_sep|>",
     "<|endoftext|>\u0338 special token then a combining mark",  # NFC does not reach across it
     "a" * 300 + " " + "ab" * 200 + " " + "=" * 150 + " " + "-" * 90 + "\n" * 80,
+    "é" * 2000 + " " + "e\u0301" * 500 + " " + "'s" * 300 + "\t" * 300 + "\n" * 300 + "1" * 500,
     "URL https://example.com/path?q=1&r=two#frag e-mail someone@example.org",
     "mixed\u00a0case ÀÉÎÕÜ àéîõü ß ẞ ǅ ǆ ﬁ ﬂ ＡＢＣ ｶﾀｶﾅ",
 ]

@@ -204,6 +204,27 @@ TEST_F(PrepText, JsonlErrorsNameTheLine) {
             std::vector<std::vector<uint32_t>>{expected("the")});
 }
 
+TEST_F(PrepText, TheFirstBadDocumentIsTheOneReported) {
+  // Two bad lines in different batches (a batch holds 256 KiB of text), with enough text after
+  // them that batches are taken back while reading goes on: the error is the first line's,
+  // whichever thread finishes first.
+  std::string good;
+  for (int i = 0; i < 100; ++i)
+    good += "the hello ";
+  good = nlohmann::json({{"text", good}}).dump() + "\n";
+  std::string jsonl = "{\"text\": \"bad \xFF\"}\n";
+  for (int i = 0; i < 2600; ++i)
+    jsonl += (i == 600 ? "{\"content\": \"no text field\"}\n" : good);
+  test::write_text_file(dir_ + "/two.jsonl", jsonl);
+  options_.inputs = {dir_ + "/two.jsonl"};
+  options_.format = PrepInputFormat::kJsonl;
+  for (const int threads : {1, 2}) {
+    options_.threads = threads;
+    EXPECT_NE(error_of(options_).find("two.jsonl:1: byte 14 of the file (0xFF)"), std::string::npos)
+        << threads << " threads";
+  }
+}
+
 TEST_F(PrepText, ShardsDoNotDependOnTheThreadCount) {
   const std::vector<std::string> texts = write_corpus(dir_ + "/c.jsonl", 400);
   options_.inputs = {dir_ + "/c.jsonl"};

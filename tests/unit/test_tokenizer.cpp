@@ -4,6 +4,7 @@
 // tests/python/test_tokenizer_vs_hf.py compares whole corpora with Hugging Face's tokenizers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "core/util/error.h"
