@@ -49,6 +49,9 @@ ShardWriter::ShardWriter(std::string path, ShardMetadata metadata, int64_t chunk
   QWEN3_HDF5_CHECK(create.get());
   const hsize_t chunk[1] = {static_cast<hsize_t>(chunk_tokens_)};
   QWEN3_HDF5_CHECK(H5Pset_chunk(create.get(), 1, chunk));
+  // No modification times in the file: the same documents give the same bytes, so a resumed
+  // qwen3-prep run can be compared with an uninterrupted one file for file.
+  QWEN3_HDF5_CHECK(H5Pset_obj_track_times(create.get(), false));
   tokens_ = Hdf5Handle(H5Dcreate2(file_.get(), kTokensDataset, H5T_STD_U32LE, space.get(),
                                   H5P_DEFAULT, create.get(), H5P_DEFAULT));
   QWEN3_HDF5_CHECK(tokens_.get());
@@ -106,8 +109,11 @@ void ShardWriter::finish(bool publish) {
   const hsize_t size[1] = {doc_offsets_.size()};
   Hdf5Handle space(H5Screate_simple(1, size, nullptr));
   QWEN3_HDF5_CHECK(space.get());
+  Hdf5Handle create(H5Pcreate(H5P_DATASET_CREATE));
+  QWEN3_HDF5_CHECK(create.get());
+  QWEN3_HDF5_CHECK(H5Pset_obj_track_times(create.get(), false));
   Hdf5Handle offsets(H5Dcreate2(file_.get(), kDocOffsetsDataset, H5T_STD_U64LE, space.get(),
-                                H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+                                H5P_DEFAULT, create.get(), H5P_DEFAULT));
   QWEN3_HDF5_CHECK(offsets.get());
   QWEN3_HDF5_CHECK(H5Dwrite(offsets.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                             doc_offsets_.data()));

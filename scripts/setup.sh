@@ -8,10 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# python3-matplotlib: qwen3-plot-metrics draws the loss and LR curves of a run.
+# python3-matplotlib: qwen3-plot-metrics draws the loss and LR curves of a run. libpcre2-dev and
+# libutf8proc-dev: the tokenizer's pre-tokeniser regex and its Unicode normalisation (NFC).
 packages=(cmake make g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev libspdlog-dev
           libfmt-dev libyaml-cpp-dev nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev
-          libopenblas-openmp-dev python3 python3-matplotlib)
+          libopenblas-openmp-dev libpcre2-dev libutf8proc-dev python3 python3-matplotlib)
 if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 ]]; then
   # slurm-wlm and munge: the Slurm test starts a controller and a node on this machine.
   packages+=(python3-venv python3-pip python3-torch python3-numpy python3-h5py slurm-wlm munge)
@@ -32,7 +33,8 @@ fi
 # transformers and safetensors are not Debian packages: they go into build/pyenv, a virtual
 # environment that also sees Debian's torch, numpy and h5py. transformers 4.51 is the first with
 # Qwen3; Debian's torch 1.13 is too old for its modelling code, so tests use it for config.json
-# and the tokenizer, and safetensors to read weights.
+# and the tokenizer (transformers brings Hugging Face's tokenizers, the reference the C++
+# tokenizer is compared with), and safetensors to read weights.
 if [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 && ! -x build/pyenv/bin/python ]]; then
   mkdir -p build
   /usr/bin/python3 -m venv --system-site-packages build/pyenv

@@ -19,6 +19,7 @@ forbid core/cuda    "core/(kernels|ops|model)|trainer|parallel|dataloader|launch
 forbid core/ops     "core/model|trainer|parallel|dataloader|launch"
 forbid core/model   "trainer|parallel|dataloader|launch"
 forbid dataloader   "trainer|parallel|launch"
+forbid dataloader/tokenizer "core/(tensor|kernels|cuda|ops|model)|trainer|parallel|launch"
 forbid parallel    "trainer|dataloader|launch"
 forbid trainer      "launch"
 [[ $failures -eq 0 ]] && echo "layering: ok"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qwen3-prep on bad input: a non-zero exit (2 for a wrong command line, 1 for bad data) and a
 # message naming the file, line or option and the problem; nothing is left half-written.
+# (Text input's errors, which need a tokenizer, are in test_prep_text.sh and tests/unit.)
 set -uo pipefail
 exe=$1 dir=$2
 rm -rf "$dir" && mkdir -p "$dir"
@@ -29,8 +30,16 @@ check unknown_flag 2 "unknown option '--val-fracton' \(did you mean '--val-fract
   --input "$dir/good.txt" --output "$dir/o1" "${common[@]}" --val-fracton 0.1
 check not_a_number 2 "--shard-tokens expects an integer, got '1e6'" \
   --input "$dir/good.txt" --output "$dir/o2" "${common[@]}" --shard-tokens 1e6
-check bad_format 2 "--input-format is 'ids', 'u32' or 'bytes', got 'json'" \
+check bad_format 2 "--input-format is 'text', 'jsonl', 'ids', 'u32' or 'bytes', got 'json'" \
   --input "$dir/good.txt" --output "$dir/o3" "${common[@]}" --input-format json
+check text_without_tokenizer 2 "--format text and jsonl need the tokenizer: --tokenizer DIR" \
+  --input "$dir/good.txt" --output "$dir/o9" --format text
+check vocab_for_ids 2 "--vocab, --merges and --tokenizer-json are for --format text or jsonl" \
+  --input "$dir/good.txt" --output "$dir/o10" "${common[@]}" --vocab "$dir/v.json"
+check bad_invalid_utf8 2 "--invalid-utf8 is 'error', 'replace' or 'skip', got 'drop'" \
+  --input "$dir/good.txt" --output "$dir/o11" --format jsonl --tokenizer "$dir" --invalid-utf8 drop
+check no_tokenizer_files 1 "tokenizer directory '$dir/none' holds neither tokenizer.json nor vocab.json with merges.txt" \
+  --input "$dir/good.txt" --output "$dir/o12" --format jsonl --tokenizer "$dir/none"
 check missing_input 1 "input '$dir/absent.txt' does not exist" \
   --input "$dir/absent.txt" --output "$dir/o4" "${common[@]}"
 check word_in_ids 1 "$dir/word.txt:2: 'five' is not a token id" \
