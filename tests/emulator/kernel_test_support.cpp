@@ -49,6 +49,14 @@ std::vector<int32_t> random_ids(int64_t n, int32_t below, uint64_t stream) {
   return ids;
 }
 
+std::vector<int32_t> rope_positions(int64_t rows) {
+  std::vector<int32_t> positions(static_cast<size_t>(rows));
+  const std::vector<int32_t> far = random_ids(rows, 32768, 8);
+  for (int64_t r = 0; r < rows; ++r)
+    positions[size_t(r)] = r % 3 == 0 ? static_cast<int32_t>(r % 10) : far[size_t(r)];
+  return positions;
+}
+
 void expect_close(const std::string& name, const std::vector<float>& ref,
                   const std::vector<float>& got, double tolerance) {
   ASSERT_EQ(ref.size(), got.size()) << name;

@@ -32,6 +32,9 @@ Bf16Values random_bf16(int64_t n, uint64_t stream, double std = 1.0);
 std::vector<float> bf16_to_floats(const std::vector<uint16_t>& bits);
 // n ids in [0, below).
 std::vector<int32_t> random_ids(int64_t n, int32_t below, uint64_t stream);
+// RoPE positions for `rows` tokens that restart (documents) and reach 32K, where the angle is tens
+// of thousands of radians and only an accurate sincosf keeps it.
+std::vector<int32_t> rope_positions(int64_t rows);
 
 // n elements of emulated device memory (device_memory.h: guard pages, poisoned margins).
 template <class T>

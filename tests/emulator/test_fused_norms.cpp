@@ -72,19 +72,10 @@ TEST(EmulatedAddRmsnorm, ForwardInPlaceAndAsTheUnfusedPair) {
   EXPECT_EQ(got.at("y in place"), got.at("y"));
 }
 
-// Positions that restart (documents) and reach 32K.
-std::vector<int32_t> positions_for(int64_t rows) {
-  std::vector<int32_t> positions(static_cast<size_t>(rows));
-  const std::vector<int32_t> far = random_ids(rows, 32768, 8);
-  for (int64_t r = 0; r < rows; ++r)
-    positions[size_t(r)] = r % 3 == 0 ? static_cast<int32_t>(r % 10) : far[size_t(r)];
-  return positions;
-}
-
 // 40 tokens × 4 heads = 160 norm rows: three chunks of 64 for dw's partial sums, the last short.
 TEST(EmulatedQkNormRope, ForwardBackwardInPlaceAndAsTheUnfusedPair) {
   const int64_t rows = 40, heads = 4;
-  const std::vector<int32_t> positions = positions_for(rows);
+  const std::vector<int32_t> positions = rope_positions(rows);
   for (int64_t head_dim : {64, 128}) {
     const double theta = 1e6;
     const int64_t n = rows * heads * head_dim;

@@ -89,16 +89,6 @@ TEST(EmulatedRmsnorm, BackwardWithAndWithoutAccumulationAndInPlace) {
   }
 }
 
-// Positions that restart (documents) and reach 32K, where the angle is tens of thousands of
-// radians and only an accurate sincosf keeps it.
-std::vector<int32_t> rope_positions(int64_t rows) {
-  std::vector<int32_t> positions(static_cast<size_t>(rows));
-  const std::vector<int32_t> ids = random_ids(rows, 32768, 8);
-  for (int64_t r = 0; r < rows; ++r)
-    positions[size_t(r)] = r % 3 == 0 ? static_cast<int32_t>(r % 10) : ids[size_t(r)];
-  return positions;
-}
-
 TEST(EmulatedRope, ForwardBackwardAndInPlace) {
   const int64_t rows = 24, heads = 4;
   const std::vector<int32_t> positions = rope_positions(rows);

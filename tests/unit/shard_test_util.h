@@ -11,7 +11,9 @@
 
 #include "core/util/rng.h"
 #include "dataloader/hdf5.h"
+#include "dataloader/shard_reader.h"
 #include "dataloader/shard_writer.h"
+#include "dataloader/source.h"
 
 namespace qwen3::test {
 
@@ -40,6 +42,20 @@ inline Documents random_documents(int count, int min_len, int max_len, uint32_t 
       doc.push_back(static_cast<uint32_t>(random_bits(seed, 2, counter++) % (vocab - 1)));
     doc.push_back(eos);
     docs.push_back(std::move(doc));
+  }
+  return docs;
+}
+
+// Every document of every shard matching `pattern`, in order.
+inline Documents read_documents(const std::string& pattern) {
+  Documents docs;
+  for (const std::string& path : expand_shard_pattern(pattern, "test")) {
+    ShardReader shard(path);
+    std::vector<uint32_t> tokens(static_cast<size_t>(shard.info().num_tokens));
+    shard.read_tokens(0, shard.info().num_tokens, tokens.data());
+    const std::vector<int64_t> offsets = shard.read_doc_offsets();
+    for (size_t d = 0; d + 1 < offsets.size(); ++d)
+      docs.emplace_back(tokens.begin() + offsets[d], tokens.begin() + offsets[d + 1]);
   }
   return docs;
 }

@@ -21,20 +21,6 @@ void write_file(const std::string& path, const std::string& bytes) {
   ASSERT_TRUE(out.good()) << path;
 }
 
-// Every document of every shard matching `pattern`, in order.
-std::vector<std::vector<uint32_t>> read_documents(const std::string& pattern) {
-  std::vector<std::vector<uint32_t>> docs;
-  for (const std::string& path : expand_shard_pattern(pattern, "test")) {
-    ShardReader shard(path);
-    std::vector<uint32_t> tokens(static_cast<size_t>(shard.info().num_tokens));
-    shard.read_tokens(0, shard.info().num_tokens, tokens.data());
-    const std::vector<int64_t> offsets = shard.read_doc_offsets();
-    for (size_t d = 0; d + 1 < offsets.size(); ++d)
-      docs.emplace_back(tokens.begin() + offsets[d], tokens.begin() + offsets[d + 1]);
-  }
-  return docs;
-}
-
 std::vector<uint32_t> byte_tokens(const std::string& bytes, uint32_t eos) {
   std::vector<uint32_t> out;
   for (const char c : bytes)
@@ -85,7 +71,7 @@ TEST(PrepBytes, DirectoriesAreReadRecursivelyInSortedOrder) {
   options.eos_id = 256;
   options.tokenizer = "bytes";
   const PrepSummary summary = run_prep(options);
-  const auto docs = read_documents(dir + "/out/train-*.h5");
+  const auto docs = test::read_documents(dir + "/out/train-*.h5");
   const std::vector<std::vector<uint32_t>> expected = {
       byte_tokens("given by name", 256),
       byte_tokens(std::string("binary \xff\x00 too", 13), 256),

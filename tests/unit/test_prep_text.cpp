@@ -22,19 +22,6 @@
 namespace qwen3 {
 namespace {
 
-std::vector<std::vector<uint32_t>> read_documents(const std::string& pattern) {
-  std::vector<std::vector<uint32_t>> docs;
-  for (const std::string& path : expand_shard_pattern(pattern, "test")) {
-    ShardReader shard(path);
-    std::vector<uint32_t> tokens(static_cast<size_t>(shard.info().num_tokens));
-    shard.read_tokens(0, shard.info().num_tokens, tokens.data());
-    const std::vector<int64_t> offsets = shard.read_doc_offsets();
-    for (size_t d = 0; d + 1 < offsets.size(); ++d)
-      docs.emplace_back(tokens.begin() + offsets[d], tokens.begin() + offsets[d + 1]);
-  }
-  return docs;
-}
-
 std::string error_of(const PrepOptions& options) {
   try {
     run_prep(options);
@@ -106,7 +93,7 @@ TEST_F(PrepText, JsonlDocumentsAreTokenizedWithEosAfterEach) {
   options_.inputs = {dir_ + "/a.jsonl"};
   options_.format = PrepInputFormat::kJsonl;
   const PrepSummary summary = run_prep(options_);
-  EXPECT_EQ(read_documents(dir_ + "/out/train-*.h5"),
+  EXPECT_EQ(test::read_documents(dir_ + "/out/train-*.h5"),
             (std::vector<std::vector<uint32_t>>{expected("hello the world"),
                                                 expected("<|im_start|>it's\r\n\tin\xC3\xA9"),
                                                 tokenizer_->encode("ends with eos<|endoftext|>")}))
@@ -135,7 +122,7 @@ TEST_F(PrepText, TextFilesOfADirectoryFilteredByExtension) {
   options_.format = PrepInputFormat::kText;
   options_.extensions = {".rs", ".toml"};
   const PrepSummary summary = run_prep(options_);
-  EXPECT_EQ(read_documents(dir_ + "/out/train-*.h5"),
+  EXPECT_EQ(test::read_documents(dir_ + "/out/train-*.h5"),
             (std::vector<std::vector<uint32_t>>{expected("[package]\nname = \"the\"\n"),
                                                 expected("fn main() {\n    hello();\n}\n")}))
       << "sorted by path; README.md and target.bin are not read; lib.rs is empty";
@@ -159,7 +146,7 @@ TEST_F(PrepText, InvalidUtf8IsAnErrorOrReplacedOrSkipped) {
 
   options_.invalid_utf8 = InvalidUtf8::kReplace;
   PrepSummary summary = run_prep(options_);
-  EXPECT_EQ(read_documents(dir_ + "/out/train-*.h5"),
+  EXPECT_EQ(test::read_documents(dir_ + "/out/train-*.h5"),
             (std::vector<std::vector<uint32_t>>{
                 expected("good one"), expected("bad \xEF\xBF\xBD here"), expected("also good")}));
   EXPECT_EQ(summary.invalid_utf8_documents, 1);
@@ -167,7 +154,7 @@ TEST_F(PrepText, InvalidUtf8IsAnErrorOrReplacedOrSkipped) {
   options_.invalid_utf8 = InvalidUtf8::kSkip;
   options_.output_dir = dir_ + "/skip";
   summary = run_prep(options_);
-  EXPECT_EQ(read_documents(dir_ + "/skip/train-*.h5"),
+  EXPECT_EQ(test::read_documents(dir_ + "/skip/train-*.h5"),
             (std::vector<std::vector<uint32_t>>{expected("good one"), expected("also good")}));
   EXPECT_EQ(summary.invalid_utf8_documents, 1);
 
@@ -200,7 +187,7 @@ TEST_F(PrepText, JsonlErrorsNameTheLine) {
   options_.jsonl_field = "content";
   test::write_text_file(dir_ + "/x.jsonl", "{\"content\": \"the\"}\n");
   run_prep(options_);
-  EXPECT_EQ(read_documents(dir_ + "/out/train-*.h5"),
+  EXPECT_EQ(test::read_documents(dir_ + "/out/train-*.h5"),
             std::vector<std::vector<uint32_t>>{expected("the")});
 }
 
@@ -245,8 +232,8 @@ TEST_F(PrepText, ShardsDoNotDependOnTheThreadCount) {
       EXPECT_TRUE(files == first) << threads << " threads give other files than 1";
     }
   }
-  std::vector<std::vector<uint32_t>> all = read_documents(dir_ + "/t1/train-*.h5");
-  const auto val = read_documents(dir_ + "/t1/val-*.h5");
+  std::vector<std::vector<uint32_t>> all = test::read_documents(dir_ + "/t1/train-*.h5");
+  const auto val = test::read_documents(dir_ + "/t1/val-*.h5");
   all.insert(all.end(), val.begin(), val.end());
   std::vector<std::vector<uint32_t>> want;
   for (const std::string& text : texts)
