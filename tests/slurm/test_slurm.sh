@@ -11,13 +11,7 @@
 # tools); skips (77), saying why, without them.
 #   test_slurm.sh BIN SRC WORK
 BIN=$1 SRC=$2 WORK=$3
-set -uo pipefail
-failures=0
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
-pass() { echo "ok   $*"; }
+source "$SRC/tests/cli/train_test_lib.sh"  # pass, fail
 
 for tool in slurmctld slurmd munged sbatch scontrol scancel sinfo mpirun; do
   command -v "$tool" >/dev/null ||
