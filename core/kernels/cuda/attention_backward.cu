@@ -229,6 +229,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) dkv_kernel(const Backwar
       // Warp-uniform: this warp's keys are all past the sequence, or all in the causal future of
       // every query of the tile. The warp still takes part in the next tile's barriers.
       if (warp_first >= a.seq || warp_first > i0 + kStreamTile - 1) continue;
+      if (docs != nullptr && !warp_shares_a_document<kRows>(k_doc_s + row0, q_doc_s[lane]))
+        continue;
 
       // Lane = query i0 + lane against the warp's keys: s = scores, dp = dO·v.
       float s[kRows], dp[kRows];
@@ -326,6 +328,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) dq_kernel(const Backward
     // Warp-uniform: this warp's queries are all past the sequence, or the whole key tile lies in
     // their causal future. The warp still takes part in the next tile's barriers.
     if (warp_first >= a.seq || k0 > warp_last) continue;
+    if (docs != nullptr && !warp_shares_a_document<kRows>(q_doc_s + row0, k_doc_s[lane])) continue;
 
     // Lane = key k0 + lane against the warp's queries: s = scores, dp = dO·v.
     float s[kRows], dp[kRows];

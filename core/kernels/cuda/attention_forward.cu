@@ -123,6 +123,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Forwa
     // Warp-uniform: this warp's rows are all past the sequence, or the whole key tile lies in
     // their causal future. The warp still takes part in the next tile's barriers.
     if (warp_first >= a.seq || k0 > warp_last) continue;
+    if (docs != nullptr && !warp_shares_a_document<kRows>(q_doc_s + row0, k_doc_s[lane])) continue;
 
     // Scores of this lane's key against the warp's rows: q rows are read by all lanes at once
     // (broadcast), k row `lane` by this lane alone.
