@@ -15,11 +15,14 @@
 #include "core/kernels/cuda/attention.h"
 #include "core/util/error.h"
 #include "core/util/rng.h"
+#include "tests/common/attention_documents.h"
 #include "tests/emulator/kernel_test_support.h"
 
 namespace qwen3::emulator_test {
 namespace {
+
 using qwen3::cuda::AttentionDims;
+using qwen3::test_data::documents;
 
 // Inputs on the host (bf16-rounded) and the kernels' outputs.
 struct Problem {
@@ -101,19 +104,6 @@ void check_against_reference(const std::string& name, const AttentionDims& d,
   expect_close(name + " dq", ref_dq, backward.at("dq"), kBf16Tolerance);
   expect_close(name + " dk", ref_dk, backward.at("dk"), kBf16Tolerance);
   expect_close(name + " dv", ref_dv, backward.at("dv"), kBf16Tolerance);
-}
-
-// Contiguous documents of the given lengths per batch row, ids counting up from `first_id`.
-std::vector<int32_t> documents(const std::vector<std::vector<int64_t>>& lengths, int32_t first_id) {
-  std::vector<int32_t> docs;
-  int32_t id = first_id;
-  for (const auto& row : lengths) {
-    for (int64_t n : row) {
-      docs.insert(docs.end(), static_cast<size_t>(n), id);
-      ++id;
-    }
-  }
-  return docs;
 }
 
 // 97 tokens: the forward's query tiles of 64 and the backward's of 32 both end mid-tile; four

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "../common/attention_documents.h"
 #include "../common/normalised_error.h"
 #include "core/cuda/device.h"
 #include "core/cuda/memory.h"
@@ -24,6 +25,7 @@
 
 namespace {
 
+using qwen3::test_data::documents;
 using qwen3::test_data::normalised_error;
 
 using qwen3::cuda::AttentionDims;
@@ -189,19 +191,6 @@ void check_against_reference(const AttentionDims& d, const std::vector<int32_t>&
   expect_close("dq", ref_dq, to_floats(dq), kBf16Tolerance);
   expect_close("dk", ref_dk, to_floats(dk), kBf16Tolerance);
   expect_close("dv", ref_dv, to_floats(dv), kBf16Tolerance);
-}
-
-// Contiguous documents of the given lengths per batch row, ids counting up from `first_id`.
-std::vector<int32_t> documents(const std::vector<std::vector<int64_t>>& lengths, int32_t first_id) {
-  std::vector<int32_t> docs;
-  int32_t id = first_id;
-  for (const auto& row : lengths) {
-    for (int64_t n : row) {
-      docs.insert(docs.end(), static_cast<size_t>(n), id);
-      ++id;
-    }
-  }
-  return docs;
 }
 
 TEST(CudaAttention, Causal) {
