@@ -3,9 +3,13 @@
 // is the time the op's unavoidable traffic (bytes over the memory bandwidth) or arithmetic (FLOPs
 // over the bf16 tensor-core peak) takes; the last column is roofline / measured.
 //
-//   qwen3-bench-kernels [--tokens N] [--seq T] [--iters K]
+//   qwen3-bench-kernels [--tokens N] [--seq T] [--iters K] [--json FILE]
 //
+// --json also writes every row (op, shape, seconds, bound, roofline seconds) to FILE, for
+// scripts/gpu-check.sh's report.
 // Without a GPU it says why and exits 77 (nothing to measure).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,7 +19,9 @@
 #include <vector>
 
 #include "core/cuda/device.h"
+#include "core/cuda/device_peaks.h"
 #include "core/ops/cuda_backend.h"
+#include "core/util/file_io.h"
 #include "core/util/rng.h"
 
 namespace {
@@ -26,18 +32,16 @@ struct Peaks {
   double bytes_per_s = 0, flops = 0;
 };
 
-// HBM bandwidth from the datasheets where the runtime no longer reports the memory clock.
-Peaks device_peaks(const cuda::DeviceInfo& info) {
+// The datasheet table by device name (device_peaks.h); for a device not in it, the bandwidth the
+// runtime's memory clock implies, where it still reports one, and no compute roofline.
+Peaks roofline_peaks(const cuda::DeviceInfo& info) {
   Peaks p;
-  p.flops = cuda::peak_bf16_flops(info);
-  if (info.memory_clock_khz > 0)  // double data rate
+  if (const std::optional<cuda::DevicePeaks> sheet = cuda::device_peaks(info.name)) {
+    p.flops = sheet->bf16_dense_flops;
+    p.bytes_per_s = sheet->memory_bytes_per_s;
+  } else if (info.memory_clock_khz > 0) {  // double data rate
     p.bytes_per_s = 2.0 * info.memory_clock_khz * 1e3 * info.memory_bus_bits / 8.0;
-  else if (info.name.find("H200") != std::string::npos)
-    p.bytes_per_s = 4.8e12;
-  else if (info.name.find("H100") != std::string::npos)
-    p.bytes_per_s = 3.35e12;
-  else if (info.name.find("A100") != std::string::npos)
-    p.bytes_per_s = 2.039e12;
+  }
   return p;
 }
 
@@ -85,6 +89,21 @@ class Bench {
         roofline > 0 ? std::to_string(roofline * 1e6).substr(0, 7).c_str() : "n/a",
         roofline > 0 ? (std::to_string(int(100 * roofline / seconds + 0.5)) + "%").c_str() : "n/a");
     std::fflush(stdout);
+    rows_.push_back(
+        fmt::format("{{\"op\": \"{}\", \"shape\": \"{}\", \"seconds\": {:.9g}, \"bound\": \"{}\", "
+                    "\"roofline_seconds\": {:.9g}}}",
+                    op, shape, seconds, compute ? "compute" : "memory", roofline));
+  }
+
+  // The rows so far as one JSON document.
+  std::string json(const std::string& device) const {
+    std::string out = fmt::format(
+        "{{\"device\": \"{}\", \"bf16_peak_flops\": {:.6g}, "
+        "\"memory_bytes_per_s\": {:.6g}, \"rows\": [\n",
+        device, peaks_.flops, peaks_.bytes_per_s);
+    for (size_t i = 0; i < rows_.size(); ++i)
+      out += "  " + rows_[i] + (i + 1 < rows_.size() ? ",\n" : "\n");
+    return out + "]}\n";
   }
 
  private:
@@ -92,14 +111,20 @@ class Bench {
   Peaks peaks_;
   int iters_;
   std::vector<std::unique_ptr<Buffer>> buffers_;
+  std::vector<std::string> rows_;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int64_t tokens = 8192, seq = 4096, iters = 20;
+  std::string json_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i];
+    if (key == "--json") {
+      json_path = argv[i + 1];
+      continue;
+    }
     const int64_t value = std::stoll(argv[i + 1]);
     if (key == "--tokens")
       tokens = value;
@@ -108,7 +133,8 @@ int main(int argc, char** argv) {
     else if (key == "--iters")
       iters = value;
     else {
-      std::fprintf(stderr, "usage: qwen3-bench-kernels [--tokens N] [--seq T] [--iters K]\n");
+      std::fprintf(stderr,
+                   "usage: qwen3-bench-kernels [--tokens N] [--seq T] [--iters K] [--json FILE]\n");
       return 2;
     }
   }
@@ -120,7 +146,7 @@ int main(int argc, char** argv) {
   try {
     auto backend = make_cuda_backend(0);
     const cuda::DeviceInfo info = cuda::query_device(0);
-    const Peaks peaks = device_peaks(info);
+    const Peaks peaks = roofline_peaks(info);
     std::printf("%s: bf16 peak %.0f TFLOP/s, memory %.2f TB/s; %lld tokens, sequences of %lld\n\n",
                 info.name.c_str(), peaks.flops / 1e12, peaks.bytes_per_s / 1e12,
                 static_cast<long long>(tokens), static_cast<long long>(seq));
@@ -228,6 +254,7 @@ int main(int argc, char** argv) {
            [&] { be.adamw_update(master, grad, m, v, hyper); });
     b.time("sum_squares", "75M bf16", 2.0 * shard, 0, [&] { be.sum_squares(grad); });
     b.time("copy fp32→bf16", "75M", 6.0 * shard, 0, [&] { be.copy(master, weights); });
+    if (!json_path.empty()) write_file_atomic(json_path, b.json(info.name));
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qwen3-bench-kernels: error: %s\n", e.what());

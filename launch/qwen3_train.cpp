@@ -162,6 +162,11 @@ int main(int argc, char** argv) {
     if (!run.checkpoint.save_on_signal) qwen3::restore_default_stop_signals();
     qwen3::ComputeSetup compute = qwen3::make_compute_setup(run.backend, mpi.local_rank(), *world);
     if (rank == 0) std::printf("%s: backend %s\n", kProgram, compute.description.c_str());
+    if (rank == 0 && run.backend == "cuda" && compute.peak_flops_per_device <= 0)
+      std::printf(
+          "%s: the dense bf16 peak of '%s' is unknown (not in core/cuda/device_peaks.cpp): the "
+          "log shows achieved TFLOP/s but no MFU\n",
+          kProgram, compute.device_name.c_str());
     qwen3::TrainerOptions options;
     options.stop_at_step = args.stop_at_step;
     options.peak_flops_per_device = compute.peak_flops_per_device;

@@ -18,6 +18,7 @@ ComputeSetup make_compute_setup(const std::string& backend, int local_rank, MpiC
   if (backend == "cpu") {
     setup.backend = make_cpu_backend();
     setup.description = "cpu (fp32)";
+    setup.device_name = "cpu";
     return setup;
   }
   QWEN3_CHECK(backend == "cuda", "unknown backend '{}' (cuda or cpu)", backend);
@@ -32,8 +33,10 @@ ComputeSetup make_compute_setup(const std::string& backend, int local_rank, MpiC
   if (with_gradient_comm) setup.device_comm = std::make_unique<NcclCommunicator>(world);
   const cuda::DeviceInfo info = cuda::query_device(device);
   setup.peak_flops_per_device = cuda::peak_bf16_flops(info);
-  setup.description = fmt::format("cuda: {} (sm_{}{}, {:.1f} GiB)", info.name, info.compute_major,
-                                  info.compute_minor, double(info.total_memory_bytes) / (1 << 30));
+  setup.device_name = info.name;
+  setup.description = fmt::format("cuda: {} (sm_{}{}, {:.1f} GiB){}", info.name, info.compute_major,
+                                  info.compute_minor, double(info.total_memory_bytes) / (1 << 30),
+                                  with_gradient_comm ? ", gradients over NCCL" : "");
   return setup;
 #else
   (void)local_rank;

@@ -20,6 +20,8 @@ struct ComputeSetup {
   double peak_flops_per_device = 0.0;
   // "cpu (fp32)", "cuda: NVIDIA H200 (sm_90, 139.8 GiB)"
   std::string description;
+  // "cpu", or the GPU's name as the driver reports it ("NVIDIA H200"): device_peaks.h's key.
+  std::string device_name;
 
   Communicator& gradient_comm(MpiCommunicator& world) {
     return device_comm ? *device_comm : static_cast<Communicator&>(world);

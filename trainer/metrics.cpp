@@ -50,7 +50,7 @@ double train_flops_per_token(const ModelConfig& config, int64_t seq_len) {
   double matmul_weights = layout.tied() ? double(layout[layout.embed_tokens()].numel()) : 0.0;
   for (const ParamEntry& e : layout.entries())
     if (e.kind == ParamKind::Linear) matmul_weights += double(e.numel());
-  const double attention = 6.0 * config.num_hidden_layers * config.num_attention_heads *
+  const double attention = 12.0 * config.num_hidden_layers * config.num_attention_heads *
                            config.head_dim * static_cast<double>(seq_len);
   return 6.0 * matmul_weights + attention;
 }

@@ -28,9 +28,10 @@ class MetricsLog {
 };
 
 // Training FLOPs per token of a forward and backward pass at `seq_len`: 6 per weight of every
-// matrix multiply (the LM head included, the embedding lookup not), plus causal attention's
-// score and value products, 6 · layers · heads · head_dim · seq_len (half of the 12 a full
-// T x T attention costs). The usual accounting of the PaLM paper's MFU appendix.
+// matrix multiply (the LM head included, the embedding lookup not), plus attention's score and
+// value products over the whole T x T square, 12 · layers · heads · head_dim · seq_len: the PaLM
+// paper's MFU accounting (6N + 12LHQT), which torchtitan also uses, so MFU figures compare with
+// theirs. Causal masking halves the attention work actually done; the formula does not.
 double train_flops_per_token(const ModelConfig& config, int64_t seq_len);
 
 // "1h02m", "3m05s", "42s"; "?" for a negative or non-finite time.

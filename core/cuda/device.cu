@@ -2,6 +2,7 @@
 
 #include "core/cuda/check.h"
 #include "core/cuda/device.h"
+#include "core/cuda/device_peaks.h"
 
 namespace qwen3::cuda {
 
@@ -24,9 +25,8 @@ std::string no_device_reason() {
 }
 
 double peak_bf16_flops(const DeviceInfo& info) {
-  if (info.compute_major == 9 && info.compute_minor == 0) return 989.4e12;
-  if (info.compute_major == 8 && info.compute_minor == 0) return 312e12;
-  return 0.0;
+  const std::optional<DevicePeaks> peaks = device_peaks(info.name);
+  return peaks ? peaks->bf16_dense_flops : 0.0;
 }
 
 DeviceInfo query_device(int index) {

@@ -22,8 +22,8 @@ int device_count();
 std::string no_device_reason();
 
 DeviceInfo query_device(int index);
-// Dense bf16 tensor-core peak in FLOP/s, for MFU: the SXM parts' datasheet figures, H100/H200
-// (sm_90) 989.4 TFLOP/s and A100 (sm_80) 312 TFLOP/s; 0 for other devices (MFU is then not shown).
+// Dense bf16 tensor-core peak in FLOP/s, for MFU, from the datasheet table by device name
+// (device_peaks.h); 0 for a device not in it (MFU is then not shown).
 double peak_bf16_flops(const DeviceInfo& info);
 
 // One line per visible device, for logs.

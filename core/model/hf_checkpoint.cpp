@@ -117,6 +117,42 @@ class ConfigJson {
   std::set<std::string> used_;
 };
 
+// transformers 4.x writes the RoPE base as top-level `rope_theta`; 5.x writes
+// `rope_parameters: {rope_type, rope_theta, ...}`. Either is read; with both, they must agree. Only
+// plain RoPE is implemented, so any other rope_type or scaling parameter is refused.
+void read_rope_theta(ConfigJson& c, double& theta) {
+  const bool has_parameters = c.has("rope_parameters") && !c.root().at("rope_parameters").is_null();
+  if (!has_parameters) {
+    c.read("rope_theta", theta, true);
+    return;
+  }
+  const json& p = c.value("rope_parameters");
+  if (!p.is_object()) c.fail("rope_parameters", "must be an object, got " + p.dump());
+  for (const auto& item : p.items()) {
+    if (item.key() == "rope_type") {
+      if (item.value() != "default")
+        c.fail("rope_parameters",
+               "has rope_type " + item.value().dump() +
+                   "; RoPE scaling is not implemented, only \"default\" is supported");
+    } else if (item.key() != "rope_theta") {
+      c.fail("rope_parameters", "has '" + item.key() + "' (" + p.dump() +
+                                    "); RoPE scaling is not implemented, only rope_type "
+                                    "\"default\" with rope_theta is supported");
+    }
+  }
+  if (!p.contains("rope_theta") || !p.at("rope_theta").is_number())
+    c.fail("rope_parameters", "needs a numeric rope_theta, got " + p.dump());
+  theta = p.at("rope_theta").get<double>();
+  if (c.has("rope_theta") && !c.root().at("rope_theta").is_null()) {
+    double top = 0.0;
+    c.read("rope_theta", top, true);
+    if (top != theta)
+      c.fail(
+          "rope_theta",
+          fmt::format("is {} but rope_parameters.rope_theta is {}; they must agree", top, theta));
+  }
+}
+
 // Keys that this trainer does not implement in general, accepted only at the value that means
 // "off" (and the keys that only matter when they are on).
 void check_unsupported_settings(ConfigJson& c) {
@@ -142,6 +178,11 @@ void check_unsupported_settings(ConfigJson& c) {
   if (c.has("layer_types")) {
     const json& types = c.value("layer_types");
     if (!types.is_array()) c.fail("layer_types", "must be a list, got " + types.dump());
+    int64_t layers = 0;
+    c.read("num_hidden_layers", layers, true);
+    if (int64_t(types.size()) != layers)
+      c.fail("layer_types",
+             fmt::format("lists {} layers but num_hidden_layers is {}", types.size(), layers));
     for (const json& t : types)
       if (t != "full_attention")
         c.fail("layer_types", "holds " + t.dump() + "; only \"full_attention\" is implemented");
@@ -277,7 +318,7 @@ ModelConfig load_hf_config(const std::string& dir) {
   c.read("head_dim", config.head_dim, true);
   c.read("max_position_embeddings", config.max_position_embeddings, true);
   c.read("rms_norm_eps", config.rms_norm_eps, true);
-  c.read("rope_theta", config.rope_theta, true);
+  read_rope_theta(c, config.rope_theta);
   c.read("tie_word_embeddings", config.tie_word_embeddings, true);
   c.read("initializer_range", config.initializer_range, false, 0.02);
   c.read("hidden_act", config.hidden_act, false, std::string("silu"));

@@ -1,5 +1,8 @@
 #include "core/ops/backend.h"
 
+#include <algorithm>
+#include <mutex>
+
 #include "core/util/error.h"
 
 namespace qwen3 {
@@ -14,6 +17,56 @@ TensorView Buffer::view(DType dtype, Shape shape, size_t byte_offset) {
               byte_offset, bytes());
   v.data = static_cast<char*>(data()) + byte_offset;
   return v;
+}
+
+struct Backend::MemoryCounter {
+  std::mutex mutex;
+  MemoryStats stats;
+};
+
+namespace {
+
+// A backend's buffer, counted while it lives.
+class CountedBuffer final : public Buffer {
+ public:
+  CountedBuffer(std::unique_ptr<Buffer> inner, std::shared_ptr<Backend::MemoryCounter> counter)
+      : inner_(std::move(inner)), counter_(std::move(counter)) {}
+  ~CountedBuffer() override {
+    const std::lock_guard<std::mutex> lock(counter_->mutex);
+    counter_->stats.current_bytes -= inner_->bytes();
+  }
+  void* data() override { return inner_->data(); }
+  size_t bytes() const override { return inner_->bytes(); }
+  Device device() const override { return inner_->device(); }
+
+ private:
+  std::unique_ptr<Buffer> inner_;
+  std::shared_ptr<Backend::MemoryCounter> counter_;
+};
+
+}  // namespace
+
+Backend::Backend() : memory_(std::make_shared<MemoryCounter>()) {}
+
+std::unique_ptr<Buffer> Backend::allocate(size_t bytes) {
+  std::unique_ptr<Buffer> inner = allocate_impl(bytes);
+  {
+    const std::lock_guard<std::mutex> lock(memory_->mutex);
+    MemoryStats& s = memory_->stats;
+    s.current_bytes += inner->bytes();
+    s.peak_bytes = std::max(s.peak_bytes, s.current_bytes);
+  }
+  return std::make_unique<CountedBuffer>(std::move(inner), memory_);
+}
+
+MemoryStats Backend::memory_stats() const {
+  const std::lock_guard<std::mutex> lock(memory_->mutex);
+  return memory_->stats;
+}
+
+void Backend::reset_peak_memory() {
+  const std::lock_guard<std::mutex> lock(memory_->mutex);
+  memory_->stats.peak_bytes = memory_->stats.current_bytes;
 }
 
 namespace {

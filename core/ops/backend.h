@@ -34,15 +34,31 @@ class Buffer {
   TensorView view(DType dtype, Shape shape, size_t byte_offset = 0);
 };
 
+// Bytes held in a backend's live Buffers now, and the most held at once since the backend was
+// made or since reset_peak_memory(): the allocator-level figure (PyTorch's
+// torch.cuda.max_memory_allocated counts the same way). Library workspaces (cuBLASLt's, NCCL's),
+// the CUDA context and host copies are not in it.
+struct MemoryStats {
+  size_t current_bytes = 0;
+  size_t peak_bytes = 0;
+};
+
 class Backend {
  public:
+  Backend();
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
   // dtype of weights, gradients and activations on this backend.
   virtual DType storage_dtype() const = 0;
 
-  virtual std::unique_ptr<Buffer> allocate(size_t bytes) = 0;
+  // Memory on this backend's device, counted in memory_stats().
+  std::unique_ptr<Buffer> allocate(size_t bytes);
+  MemoryStats memory_stats() const;
+  void reset_peak_memory();
+  // The count behind memory_stats(), shared with the Buffers it counts so that one freed after
+  // its backend is still subtracted (defined in backend.cpp).
+  struct MemoryCounter;
   // Host side is float for F32/BF16 views and int32_t for I32 views; conversion happens here.
   void upload(const void* host, const TensorView& dst);
   void download(const TensorView& src, void* host);
@@ -146,6 +162,7 @@ class Backend {
                     const TensorView& v, const AdamWHyper& hyper);
 
  protected:
+  virtual std::unique_ptr<Buffer> allocate_impl(size_t bytes) = 0;
   virtual void upload_impl(const void* host, const TensorView& dst) = 0;
   virtual void download_impl(const TensorView& src, void* host) = 0;
   virtual void fill_zero_impl(const TensorView& dst) = 0;
@@ -202,6 +219,9 @@ class Backend {
   virtual void adamw_update_impl(const TensorView& master, const TensorView& grad,
                                  const TensorView& m, const TensorView& v,
                                  const AdamWHyper& hyper) = 0;
+
+ private:
+  std::shared_ptr<MemoryCounter> memory_;
 };
 
 // The fp32 reference backend. `threads` <= 0 keeps OpenMP's default.

@@ -77,7 +77,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   Device device() const override { return Device::CPU; }
   DType storage_dtype() const override { return DType::F32; }
-  std::unique_ptr<Buffer> allocate(size_t bytes) override {
+  std::unique_ptr<Buffer> allocate_impl(size_t bytes) override {
     return std::make_unique<HostBuffer>(bytes);
   }
   void synchronize() override {}

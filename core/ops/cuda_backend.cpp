@@ -122,7 +122,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   Device device() const override { return Device::CUDA; }
   DType storage_dtype() const override { return DType::BF16; }
-  std::unique_ptr<Buffer> allocate(size_t bytes) override {
+  std::unique_ptr<Buffer> allocate_impl(size_t bytes) override {
     return std::make_unique<DeviceBuffer>(bytes);
   }
   void synchronize() override {

@@ -26,14 +26,7 @@ train_lines=$(grep -c '"kind":"train"' "$metrics")
 missing=$(grep '"kind":"train"' "$metrics" | grep -Ev '"grad_norm":[0-9.e-]+.*"loss":[0-9.e-]+,"lr":[0-9.e-]+.*"stage":[123],.*"step":[0-9]+.*"tokens":[0-9]+')
 [[ -z $missing ]] && pass "every train line has stage, step, loss, lr, grad_norm, tokens" || fail "lines without the required keys: $missing"
 
-# The loss falls in every stage: the mean of its last 3 steps is below the mean of its first 3.
-for stage in 1 2 3; do
-  read -r first last < <(grep "\"kind\":\"train\"" "$metrics" | grep "\"stage\":$stage," |
-    sed -E 's/.*"loss":([^,]*).*/\1/' |
-    awk '{v[NR]=$1} END {print (v[1]+v[2]+v[3])/3, (v[NR]+v[NR-1]+v[NR-2])/3}')
-  awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < a)}' &&
-    pass "stage $stage: loss falls from $first to $last" || fail "stage $stage: loss did not fall ($first -> $last)"
-done
+check_loss_falls_per_stage "$metrics" "" 1 2 3
 
 ck=$WORK/out/checkpoints
 for pair in 24:10000 36:10000 44:1000000; do

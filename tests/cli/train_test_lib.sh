@@ -115,3 +115,17 @@ same_files() {  # same_files DIR_A DIR_B FILES...: byte-identical files of two c
     cmp -s "$a/$f" "$b/$f" || return 1
   done
 }
+
+# The loss falls in every stage: the mean of its last 3 steps is below the mean of its first 3.
+check_loss_falls_per_stage() {  # check_loss_falls_per_stage METRICS LABEL STAGES...
+  local metrics=$1 label=$2 stage first last
+  shift 2
+  for stage in "$@"; do
+    read -r first last < <(grep '"kind":"train"' "$metrics" | grep "\"stage\":$stage," |
+      sed -E 's/.*"loss":([^,]*).*/\1/' |
+      awk '{v[NR]=$1} END {print (v[1]+v[2]+v[3])/3, (v[NR]+v[NR-1]+v[NR-2])/3}')
+    awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < a)}' &&
+      pass "${label}stage $stage: loss falls from $first to $last" ||
+      fail "${label}stage $stage: loss did not fall ($first -> $last)"
+  done
+}

@@ -3,7 +3,14 @@
 // config and the official safetensors reader and check against an independent forward pass.
 //
 //   qwen3-dump-hf-model --model M.yaml --out DIR [--dtype f32|bf16] [--seed S] [--batch B]
-//                       [--seq T] [--perturb-norms] [--threads N]
+//                       [--seq T] [--perturb-norms] [--threads N] [--backend cpu|cuda]
+//   qwen3-dump-hf-model --checkpoint HF_DIR --out DIR [--seed S] [--batch B] [--seq T]
+//                       [--backend cpu|cuda]
+//
+// With --checkpoint the model is read from an existing HF directory (one qwen3-train wrote, or
+// one transformers saved) and nothing is saved: DIR receives only the batch and the outputs below,
+// computed on --backend (cuda: bf16 storage, as training runs; tests/gpu/hf_on_gpu.py compares them
+// with transformers on the GPU).
 //
 // DIR receives config.json and model.safetensors (save_hf_model), tokens.i32 and labels.i32
 // ([B, T] little-endian int32, labels aligned with tokens as HF takes them, -100 ignored),
@@ -21,6 +28,7 @@
 #include "core/model/hf_checkpoint.h"
 #include "core/model/qwen3_model.h"
 #include "core/model/safetensors.h"
+#include "core/ops/cuda_backend.h"
 #include "core/util/error.h"
 #include "core/util/rng.h"
 
@@ -28,15 +36,48 @@ namespace {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: qwen3-dump-hf-model --model M.yaml --out DIR [--dtype f32|bf16] [--seed S] "
-               "[--batch B] [--seq T] [--perturb-norms] [--threads N]\n");
+               "usage: qwen3-dump-hf-model (--model M.yaml | --checkpoint HF_DIR) --out DIR "
+               "[--dtype f32|bf16] [--seed S] [--batch B] [--seq T] [--perturb-norms] "
+               "[--threads N] [--backend cpu|cuda]\n");
   return 2;
+}
+
+// A seeded batch, the model's loss, token losses and logits on it, written into out_dir.
+void dump_outputs(qwen3::Qwen3Model& model, const qwen3::ModelConfig& config, uint64_t seed,
+                  int64_t batch, int64_t seq, const std::string& out_dir, const char* dtype) {
+  using namespace qwen3;
+  using namespace qwen3::test_data;
+  Batch b;
+  b.batch = batch;
+  b.seq = seq;
+  const size_t n = static_cast<size_t>(batch * seq);
+  for (size_t i = 0; i < n; ++i) {
+    b.tokens.push_back(
+        static_cast<int32_t>(random_bits(seed, 2001, i) % uint64_t(config.vocab_size)));
+    // Labels are the tokens, as in pre-training, with every 5th ignored.
+    b.labels.push_back(i % 5 == 2 ? kIgnoreIndex : b.tokens.back());
+  }
+  const LossSum loss = model.forward(b);
+  const std::vector<float> token_losses = model.token_losses_to_host();  // [B·T]
+  const std::vector<float> logits = model.logits_to_host();              // [B·T, vocab]
+
+  const std::string dir = out_dir + "/";
+  write_array(dir + "tokens.i32", b.tokens);
+  write_array(dir + "labels.i32", b.labels);
+  write_array(dir + "token_losses.f32", token_losses);
+  write_array(dir + "logits.f32", logits);
+  write_text(dir + "result.json",
+             fmt::format("{{\"loss\": {:.17g}, \"tokens\": {}, \"batch\": {}, \"seq\": {}, "
+                         "\"dtype\": \"{}\", \"ignore_index\": {}}}\n",
+                         loss.mean(), loss.tokens, batch, seq, dtype, kIgnoreIndex));
+  std::printf("wrote %s (%s): loss %.6f over %lld tokens\n", out_dir.c_str(), dtype, loss.mean(),
+              static_cast<long long>(loss.tokens));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, out_dir, dtype_text = "f32";
+  std::string model_path, checkpoint, out_dir, dtype_text = "f32", backend_name = "cpu";
   int64_t batch = 2, seq = 16, threads = 0;
   uint64_t seed = 1;
   bool perturb_norms = false;
@@ -50,6 +91,10 @@ int main(int argc, char** argv) {
     };
     if (!std::strcmp(argv[i], "--model"))
       model_path = value();
+    else if (!std::strcmp(argv[i], "--checkpoint"))
+      checkpoint = value();
+    else if (!std::strcmp(argv[i], "--backend"))
+      backend_name = value();
     else if (!std::strcmp(argv[i], "--out"))
       out_dir = value();
     else if (!std::strcmp(argv[i], "--dtype"))
@@ -69,15 +114,28 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (model_path.empty() || out_dir.empty() || (dtype_text != "f32" && dtype_text != "bf16"))
+  if (model_path.empty() == checkpoint.empty() || out_dir.empty() ||
+      (dtype_text != "f32" && dtype_text != "bf16") ||
+      (backend_name != "cpu" && backend_name != "cuda"))
     return usage();
   try {
     using namespace qwen3;
     using namespace qwen3::test_data;
     const DType dtype = dtype_text == "f32" ? DType::F32 : DType::BF16;
-    const ModelConfig config = load_model_config(model_path);
-    auto backend = make_cpu_backend(static_cast<int>(threads));
+    const bool from_checkpoint = !checkpoint.empty();
+    const ModelConfig config =
+        from_checkpoint ? load_hf_config(checkpoint) : load_model_config(model_path);
+    auto backend =
+        backend_name == "cuda" ? make_cuda_backend() : make_cpu_backend(static_cast<int>(threads));
     Qwen3Model model(config, *backend);
+    if (from_checkpoint) {
+      load_hf_weights(model, checkpoint);
+      std::filesystem::create_directories(out_dir);
+      // The precision the forward ran in: the CUDA backend stores bf16.
+      dump_outputs(model, config, seed, batch, seq, out_dir,
+                   backend_name == "cuda" ? "bfloat16" : "float32");
+      return 0;
+    }
     model.init_weights(seed);
 
     std::vector<float> params = model.params_to_host();  // [flat_size]
@@ -96,32 +154,8 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(out_dir);
     save_hf_model(model, out_dir, dtype);
 
-    Batch b;
-    b.batch = batch;
-    b.seq = seq;
-    const size_t n = static_cast<size_t>(batch * seq);
-    for (size_t i = 0; i < n; ++i) {
-      b.tokens.push_back(
-          static_cast<int32_t>(random_bits(seed, 2001, i) % uint64_t(config.vocab_size)));
-      // Labels are the tokens, as in pre-training, with every 5th ignored.
-      b.labels.push_back(i % 5 == 2 ? kIgnoreIndex : b.tokens.back());
-    }
-    const LossSum loss = model.forward(b);
-    const std::vector<float> token_losses = model.token_losses_to_host();  // [B·T]
-    const std::vector<float> logits = model.logits_to_host();              // [B·T, vocab]
-
-    const std::string dir = out_dir + "/";
-    write_array(dir + "tokens.i32", b.tokens);
-    write_array(dir + "labels.i32", b.labels);
-    write_array(dir + "token_losses.f32", token_losses);
-    write_array(dir + "logits.f32", logits);
-    write_text(dir + "result.json",
-               fmt::format("{{\"loss\": {:.17g}, \"tokens\": {}, \"batch\": {}, \"seq\": {}, "
-                           "\"dtype\": \"{}\", \"ignore_index\": {}}}\n",
-                           loss.mean(), loss.tokens, batch, seq,
-                           dtype == DType::F32 ? "float32" : "bfloat16", kIgnoreIndex));
-    std::printf("wrote %s (%s): loss %.6f over %lld tokens\n", out_dir.c_str(), dtype_text.c_str(),
-                loss.mean(), static_cast<long long>(loss.tokens));
+    dump_outputs(model, config, seed, batch, seq, out_dir,
+                 dtype == DType::F32 ? "float32" : "bfloat16");
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qwen3-dump-hf-model: error: %s\n", e.what());

@@ -61,3 +61,36 @@ TEST(BackendChecks, ViewsAreBoundsChecked) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BackendMemory, LiveAndPeakBytesFollowTheBuffers) {
+  auto backend = qwen3::make_cpu_backend(1);
+  const size_t base = backend->memory_stats().current_bytes;
+  auto a = backend->allocate(1000);
+  auto b = backend->allocate(2500);
+  EXPECT_EQ(backend->memory_stats().current_bytes, base + 3500);
+  EXPECT_EQ(backend->memory_stats().peak_bytes, base + 3500);
+  a.reset();
+  EXPECT_EQ(backend->memory_stats().current_bytes, base + 2500);
+  EXPECT_EQ(backend->memory_stats().peak_bytes, base + 3500);
+  backend->reset_peak_memory();
+  EXPECT_EQ(backend->memory_stats().peak_bytes, base + 2500);
+  auto c = backend->allocate(100);
+  EXPECT_EQ(backend->memory_stats().peak_bytes, base + 2600);
+  // The view still reaches the buffer's own memory through the count.
+  float* p = static_cast<float*>(c->data());
+  p[0] = 1.5f;
+  EXPECT_EQ(c->view(qwen3::DType::F32, {25}).as<float>()[0], 1.5f);
+  EXPECT_EQ(c->bytes(), 100u);
+}
+
+TEST(BackendMemory, ABufferMayOutliveItsBackend) {
+  auto backend = qwen3::make_cpu_backend(1);
+  auto buffer = backend->allocate(64);
+  backend.reset();
+  buffer.reset();  // must not touch the destroyed backend
+  SUCCEED();
+}
+
+}  // namespace

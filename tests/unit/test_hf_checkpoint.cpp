@@ -508,6 +508,42 @@ const char* kQwen3_06B = R"({
   "vocab_size": 151936
 })";
 
+// A config.json as transformers 5 writes it (5.17, Qwen3Config(...).save_pretrained): the RoPE base
+// moved into rope_parameters, each layer's attention kind is listed, and no torch_dtype.
+const char* kTransformers5 = R"({
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": null,
+  "eos_token_id": null,
+  "head_dim": 16,
+  "hidden_act": "silu",
+  "hidden_size": 64,
+  "initializer_range": 0.02,
+  "intermediate_size": 192,
+  "layer_types": [
+    "full_attention",
+    "full_attention"
+  ],
+  "max_position_embeddings": 256,
+  "max_window_layers": 28,
+  "model_type": "qwen3",
+  "num_attention_heads": 4,
+  "num_hidden_layers": 2,
+  "num_key_value_heads": 2,
+  "pad_token_id": null,
+  "rms_norm_eps": 1e-06,
+  "rope_parameters": {
+    "rope_theta": 10000,
+    "rope_type": "default"
+  },
+  "sliding_window": null,
+  "tie_word_embeddings": true,
+  "transformers_version": "5.17.0",
+  "use_cache": true,
+  "use_sliding_window": false,
+  "vocab_size": 1024
+})";
+
 class HfCheckpointConfig : public HfCheckpoint {
  protected:
   // kQwen3_06B with the line of `key` replaced (or dropped when `line` is empty).
@@ -583,6 +619,42 @@ TEST_F(HfCheckpointConfig, UnsupportedSettingsAreRefusedNamingTheKey) {
   }
   expect_contains(config_error("{\"model_type\": \"qwen3\",}"), "not valid JSON");
   expect_contains(config_error("[1]"), "expected a JSON object");
+}
+
+TEST_F(HfCheckpointConfig, Transformers5ConfigWithRopeParametersLoads) {
+  qwen3::write_file_atomic(path("config.json"), kTransformers5);
+  const qwen3::ModelConfig c = qwen3::load_hf_config(dir);
+  EXPECT_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.num_hidden_layers, 2);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_TRUE(c.tie_word_embeddings);
+
+  // Written by us (top-level rope_theta), read back with the 5.x layout's value beside it.
+  std::string both = kTransformers5;
+  both.insert(both.find("\"sliding_window\""), "\"rope_theta\": 10000,\n  ");
+  qwen3::write_file_atomic(path("config.json"), both);
+  EXPECT_EQ(qwen3::load_hf_config(dir).rope_theta, 10000.0);
+}
+
+TEST_F(HfCheckpointConfig, Transformers5RopeScalingAndOtherLayerKindsAreRefused) {
+  const auto with = [](const std::string& from, const std::string& to) {
+    std::string text = kTransformers5;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return text.replace(at, from.size(), to);
+  };
+  const std::string rope = R"("rope_type": "default")";
+  expect_contains(config_error(with(rope, R"("rope_type": "yarn", "factor": 4.0)")),
+                  "key 'rope_parameters'");
+  expect_contains(config_error(with(rope, R"("rope_type": "yarn")")), "\"yarn\"");
+  expect_contains(config_error(with(rope, R"("rope_type": "default", "factor": 2.0)")), "'factor'");
+  expect_contains(config_error(with(R"("rope_theta": 10000,)", "")), "needs a numeric rope_theta");
+  expect_contains(
+      config_error(with("\"sliding_window\"", "\"rope_theta\": 500000,\n  \"sliding_window\"")),
+      "must agree");
+  expect_contains(config_error(with("\"full_attention\"\n", "\"sliding_attention\"\n")),
+                  "\"sliding_attention\"");
+  expect_contains(config_error(with("\"full_attention\",\n", "")), "lists 1 layers");
 }
 
 }  // namespace
