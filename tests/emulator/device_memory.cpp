@@ -106,6 +106,23 @@ void free_device_memory(void* pointer) {
   all.erase(it);
 }
 
+size_t device_bytes_from(const void* pointer) {
+  const auto& all = allocations();
+  const char* p = static_cast<const char*>(pointer);
+  auto it = all.upper_bound(p);
+  if (it == all.begin()) return 0;
+  --it;
+  const char* end = it->first + it->second.bytes;
+  return p < end ? size_t(end - p) : 0;
+}
+
+size_t live_device_bytes() {
+  size_t total = 0;
+  for (const auto& entry : allocations())
+    total += entry.second.bytes;
+  return total;
+}
+
 void check_device_memory_margins(const std::string& context) {
   for (auto& [data, a] : allocations()) {
     auto* begin = reinterpret_cast<unsigned char*>(a.low);

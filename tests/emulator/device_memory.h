@@ -14,6 +14,14 @@ void* allocate_device_memory(size_t bytes);
 // Throws std::invalid_argument for a pointer allocate_device_memory did not return.
 void free_device_memory(void* pointer);
 
+// Bytes of the live allocation holding `pointer` from it to the allocation's end; 0 where it is in
+// none (host memory, a freed buffer, a guard margin). Stand-in libraries check their operands with
+// it.
+size_t device_bytes_from(const void* pointer);
+
+// Bytes of all live allocations (cudaMemGetInfo subtracts them from the device's memory).
+size_t live_device_bytes();
+
 // Throws KernelFault naming the allocation and `context` if a poisoned margin byte changed (the
 // margin is poisoned again first, so one overrun is reported once).
 void check_device_memory_margins(const std::string& context);

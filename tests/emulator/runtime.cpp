@@ -11,9 +11,17 @@ namespace {
 
 cudaError_t last_error = cudaSuccess;
 
-cudaError_t record(cudaError_t error) {
+}  // namespace
+
+cudaError_t qwen3::emulator::detail::record_error(cudaError_t error) {
   if (error != cudaSuccess) last_error = error;
   return error;
+}
+
+namespace {
+
+cudaError_t record(cudaError_t error) {
+  return qwen3::emulator::detail::record_error(error);
 }
 
 bool overlap(const void* a, const void* b, size_t bytes) {
@@ -51,6 +59,14 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorInvalidDevicePointer";
     case cudaErrorInvalidMemcpyDirection:
       return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorNoDevice:
+      return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice:
+      return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle:
+      return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady:
+      return "cudaErrorNotReady";
     case cudaErrorLaunchFailure:
       return "cudaErrorLaunchFailure";
   }
@@ -71,6 +87,14 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "invalid device pointer";
     case cudaErrorInvalidMemcpyDirection:
       return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice:
+      return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice:
+      return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle:
+      return "invalid resource handle";
+    case cudaErrorNotReady:
+      return "device not ready";
     case cudaErrorLaunchFailure:
       return "unspecified launch failure";
   }
@@ -107,7 +131,8 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
+                            cudaStream_t stream) {
+  if (!qwen3::emulator::is_live_stream(stream)) return record(cudaErrorInvalidResourceHandle);
   return cudaMemcpy(dst, src, bytes, kind);
 }
 
@@ -117,11 +142,13 @@ cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
+  if (!qwen3::emulator::is_live_stream(stream)) return record(cudaErrorInvalidResourceHandle);
   return cudaMemset(dst, value, bytes);
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (!qwen3::emulator::is_live_stream(stream)) return record(cudaErrorInvalidResourceHandle);
   return cudaSuccess;
 }
 
