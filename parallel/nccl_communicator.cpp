@@ -55,7 +55,9 @@ NcclCommunicator::NcclCommunicator(MpiCommunicator& group)
   group.broadcast(&id, sizeof(id) / sizeof(int32_t), DType::I32, 0);
   QWEN3_CUDA_CHECK(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking));
   QWEN3_CUDA_CHECK(cudaMalloc(&state_->barrier_scratch, sizeof(float)));
-  QWEN3_CUDA_CHECK(cudaMemset(state_->barrier_scratch, 0, sizeof(float)));
+  // On the communicator's non-blocking stream, which the legacy stream's cudaMemset would not
+  // be ordered before.
+  QWEN3_CUDA_CHECK(cudaMemsetAsync(state_->barrier_scratch, 0, sizeof(float), state_->stream));
   QWEN3_NCCL_CHECK(ncclCommInitRank(&state_->comm, size_, id, rank_));
   stream_ = state_->stream;
 }
@@ -65,7 +67,7 @@ NcclCommunicator::NcclCommunicator() : state_(std::make_unique<State>()), rank_(
   QWEN3_CUDA_CHECK(cudaGetDevice(&device));
   QWEN3_CUDA_CHECK(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking));
   QWEN3_CUDA_CHECK(cudaMalloc(&state_->barrier_scratch, sizeof(float)));
-  QWEN3_CUDA_CHECK(cudaMemset(state_->barrier_scratch, 0, sizeof(float)));
+  QWEN3_CUDA_CHECK(cudaMemsetAsync(state_->barrier_scratch, 0, sizeof(float), state_->stream));
   QWEN3_NCCL_CHECK(ncclCommInitAll(&state_->comm, 1, &device));
   stream_ = state_->stream;
 }

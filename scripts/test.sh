@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 QWEN3_WITH_TEST_TOOLS=1 bash scripts/setup.sh
 cd build
-ctest --output-on-failure "$@"
+# As many tests at a time as there are cores; tests that need the whole machine run alone
+# (RUN_SERIAL). Arguments after ours win (e.g. -j1).
+ctest --output-on-failure -j "$(nproc)" "$@"

@@ -105,7 +105,10 @@ class CudaBackend final : public Backend {
     QWEN3_CUDA_CHECK(cudaEventCreateWithFlags(&side_reached_, cudaEventDisableTiming));
     gemm_ = std::make_unique<cuda::LtGemm>();
     id_record_ = std::make_unique<DeviceBuffer>(sizeof(cuda::IdCheckRecord));
-    QWEN3_CUDA_CHECK(cudaMemset(id_record_->data(), 0, sizeof(cuda::IdCheckRecord)));
+    // On stream_, not the legacy stream's cudaMemset: stream_ is non-blocking, so a legacy-stream
+    // fill is not ordered before the kernels that write the record (it could run after one and
+    // erase the bad id it found).
+    QWEN3_CUDA_CHECK(cudaMemsetAsync(id_record_->data(), 0, sizeof(cuda::IdCheckRecord), stream_));
     sum_result_ = std::make_unique<DeviceBuffer>(sizeof(double));
   }
   ~CudaBackend() override {
@@ -366,7 +369,7 @@ class CudaBackend final : public Backend {
     QWEN3_CUDA_CHECK(
         cudaMemcpy(&record, id_record_->data(), sizeof(record), cudaMemcpyDeviceToHost));
     if (!record.found) return;
-    QWEN3_CUDA_CHECK(cudaMemset(id_record_->data(), 0, sizeof(record)));
+    QWEN3_CUDA_CHECK(cudaMemsetAsync(id_record_->data(), 0, sizeof(record), stream_));
     throw_error(
         fmt::format("{} {} at index {} is outside [0, {}) (found on the GPU; reported at "
                     "the next synchronisation)",

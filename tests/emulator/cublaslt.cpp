@@ -322,7 +322,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                               cublasLtMatrixLayout_t b_layout, const void* beta, const void* c,
                               cublasLtMatrixLayout_t c_layout, void* d,
                               cublasLtMatrixLayout_t d_layout, const cublasLtMatmulAlgo_t* algo,
-                              void* workspace, size_t workspace_bytes, cudaStream_t /*stream*/) {
+                              void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (!handle || !desc || !alpha || !beta || !a_layout || !b_layout || !c_layout || !d_layout)
     return refuse(CUBLAS_STATUS_INVALID_VALUE, "cublasLtMatmul: a null argument");
   if (algo == nullptr || algo->data[kMagic] != kAlgoMagic)
@@ -358,29 +358,37 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                   fmt::format("the {}-byte workspace at {} is not that much device memory",
                               workspace_bytes, workspace));
 
-  uint64_t m, k, n, unused;
-  op_shape(la, desc->transa, &m, &k);
-  op_shape(lb, desc->transb, &unused, &n);
-  const auto* A = static_cast<const __nv_bfloat16*>(a);
-  const auto* B = static_cast<const __nv_bfloat16*>(b);
-  const auto* C = static_cast<const __nv_bfloat16*>(c);
-  auto* D = static_cast<__nv_bfloat16*>(d);
-  // All of D is computed before any of it is stored: D may be C.
-  std::vector<float> result(m * n);
-  for (uint64_t col = 0; col < n; ++col)
-    for (uint64_t row = 0; row < m; ++row) {
-      float sum = 0.0f;  // fp32 accumulation of bf16 products, as CUBLAS_COMPUTE_32F
-      for (uint64_t i = 0; i < k; ++i)
-        sum += __bfloat162float(element(A, la, desc->transa, row, i)) *
-               __bfloat162float(element(B, lb, desc->transb, i, col));
-      float value = alpha_value * sum;
-      // β = 0: C is not read, as BLAS specifies (it may hold NaN, as fresh memory does here).
-      if (beta_value != 0.0f) value += beta_value * __bfloat162float(C[col * lc.ld + row]);
-      result[col * m + row] = value;
-    }
-  for (uint64_t col = 0; col < n; ++col)
-    for (uint64_t row = 0; row < m; ++row)
-      D[col * ld.ld + row] = __float2bfloat16(result[col * m + row]);
+  if (!qwen3::emulator::is_live_stream(stream))
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, "cublasLtMatmul on a stream that is not live");
+
+  // Queued on the stream with everything it reads captured now, as the library captures its
+  // arguments at the call; the operands' contents are read when the stream runs it.
+  qwen3::emulator::enqueue(stream, [la, lb, lc, ld, transa = desc->transa, transb = desc->transb,
+                                    alpha_value, beta_value, a, b, c, d] {
+    uint64_t m, k, n, unused;
+    op_shape(la, transa, &m, &k);
+    op_shape(lb, transb, &unused, &n);
+    const auto* A = static_cast<const __nv_bfloat16*>(a);
+    const auto* B = static_cast<const __nv_bfloat16*>(b);
+    const auto* C = static_cast<const __nv_bfloat16*>(c);
+    auto* D = static_cast<__nv_bfloat16*>(d);
+    // All of D is computed before any of it is stored: D may be C.
+    std::vector<float> result(m * n);
+    for (uint64_t col = 0; col < n; ++col)
+      for (uint64_t row = 0; row < m; ++row) {
+        float sum = 0.0f;  // fp32 accumulation of bf16 products, as CUBLAS_COMPUTE_32F
+        for (uint64_t i = 0; i < k; ++i)
+          sum += __bfloat162float(element(A, la, transa, row, i)) *
+                 __bfloat162float(element(B, lb, transb, i, col));
+        float value = alpha_value * sum;
+        // β = 0: C is not read, as BLAS specifies (it may hold NaN, as fresh memory does here).
+        if (beta_value != 0.0f) value += beta_value * __bfloat162float(C[col * lc.ld + row]);
+        result[col * m + row] = value;
+      }
+    for (uint64_t col = 0; col < n; ++col)
+      for (uint64_t row = 0; row < m; ++row)
+        D[col * ld.ld + row] = __float2bfloat16(result[col * m + row]);
+  });
   ++handle->matmuls;
   ++matmuls_total;
   return CUBLAS_STATUS_SUCCESS;

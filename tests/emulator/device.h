@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -49,6 +50,8 @@ void check_shuffle_width(int width);
 void check_source_lane(unsigned mask, int source_lane);
 void* static_shared_storage(const void* key, size_t bytes, size_t alignment);
 void* dynamic_shared_storage(size_t alignment);
+// Throws KernelFault for a launch configuration a GPU would refuse.
+void check_launch(const LaunchConfig& config, const void* kernel);
 void run_kernel(const LaunchConfig& config, const void* kernel, void (*thread_body)(void*),
                 void* state);
 
@@ -131,9 +134,11 @@ inline LaunchConfig launch_config(dim3 grid, dim3 block, size_t dynamic_shared_b
   return {grid, block, dynamic_shared_bytes, stream, file, line};
 }
 
-// kernel | launch_config(...)(arguments): runs the kernel on every thread of the grid before it
-// returns. As the CUDA runtime does, the arguments are converted to the kernel's parameter types
-// once, at the launch; each thread's call copies them into its own parameters.
+// kernel | launch_config(...)(arguments): checks the configuration now (a bad one throws
+// KernelFault here), then queues the kernel on the launch's stream; when the stream runs it, every
+// thread of the grid runs before the next queued work. As the CUDA runtime does, the arguments are
+// converted to the kernel's parameter types once, at the launch; each thread's call copies them
+// into its own parameters.
 template <class... Parameters, class... Arguments>
 void operator|(void (*kernel)(Parameters...), PendingLaunch<Arguments...>&& launch) {
   static_assert(sizeof...(Parameters) == sizeof...(Arguments),
@@ -143,14 +148,21 @@ void operator|(void (*kernel)(Parameters...), PendingLaunch<Arguments...>&& laun
     void (*kernel)(Parameters...);
     ParameterTuple parameters;
   };
-  Call call{kernel, std::make_from_tuple<ParameterTuple>(std::move(launch.arguments))};
-  detail::run_kernel(
-      launch.config, reinterpret_cast<const void*>(kernel),
-      [](void* state) {
-        Call& c = *static_cast<Call*>(state);
-        std::apply(c.kernel, c.parameters);
-      },
-      &call);
+  const void* key = reinterpret_cast<const void*>(kernel);
+  detail::check_launch(launch.config, key);
+  auto call = std::make_shared<Call>(
+      Call{kernel, std::make_from_tuple<ParameterTuple>(std::move(launch.arguments))});
+  const LaunchConfig config = launch.config;
+  const bool queued = enqueue(config.stream, [config, key, call] {
+    detail::run_kernel(
+        config, key,
+        [](void* state) {
+          Call& c = *static_cast<Call*>(state);
+          std::apply(c.kernel, c.parameters);
+        },
+        call.get());
+  });
+  if (!queued) detail::record_error(cudaErrorInvalidResourceHandle);
 }
 
 }  // namespace qwen3::emulator

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <string>
 
+#include "tests/emulator/runtime.h"
+
 namespace qwen3::emulator {
 
 void* allocate_device_memory(size_t bytes);
@@ -54,7 +56,7 @@ class DeviceBuffer {
 
  private:
   void reset() {
-    if (data_ != nullptr) free_device_memory(data_);
+    if (data_ != nullptr) cudaFree(data_);  // after the queued work that may use it, as CUDA
     data_ = nullptr;
     bytes_ = 0;
   }

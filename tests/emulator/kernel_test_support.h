@@ -53,7 +53,9 @@ class DeviceArray {
 
   T* data() const { return static_cast<T*>(buffer_.data()); }
   size_t size() const { return size_; }
+  // After all queued work: the host reads device memory only once the device is synchronised.
   std::vector<T> download() const {
+    cudaDeviceSynchronize();
     std::vector<T> values(size_);
     if (size_ > 0) std::memcpy(values.data(), data(), size_ * sizeof(T));
     return values;

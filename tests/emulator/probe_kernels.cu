@@ -74,6 +74,11 @@ __global__ void shuffle_after_return_kernel(int* sink) {
   sink[threadIdx.x] = __shfl_xor_sync(kFullMask, int(threadIdx.x), 1);
 }
 
+__global__ void double_plus_one_kernel(float* data, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) data[i] = 2.0f * data[i] + 1.0f;
+}
+
 __global__ void write_one_past_end_kernel(float* out, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i <= n) out[i] = 1.0f;
@@ -200,6 +205,10 @@ void coordinates(int* out) {
 
 void reuse_shared_without_barrier(const float* in, float* out, int threads) {
   reuse_kernel<<<1, threads>>>(in, out);
+}
+
+void double_plus_one(float* data, int n, cudaStream_t stream) {
+  double_plus_one_kernel<<<(n + 63) / 64, 64, 0, stream>>>(data, n);
 }
 
 }  // namespace qwen3::emulator_probes

@@ -1,7 +1,9 @@
 #pragma once
 // Small CUDA kernels that exercise the emulator itself (probe_kernels.cu goes through the same
-// rewrite as the project's kernels). Each function launches one kernel on the default stream;
-// pointers are emulated device memory (`sink`: 32 ints the kernel may write).
+// rewrite as the project's kernels). Each function launches one kernel on the default stream
+// unless it takes one; pointers are emulated device memory (`sink`: 32 ints the kernel may write).
+#include <cuda_runtime.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -61,5 +63,8 @@ void coordinates(int* out);
 // Two rounds through one shared array with the barrier between them missing: round 2 overwrites
 // what round 1's readers may not have read yet. out[i] = sum of both rounds' reads.
 void reuse_shared_without_barrier(const float* in, float* out, int threads);
+
+// data[i] = 2·data[i] + 1 for i < n, on `stream`: the order of two launches shows in the result.
+void double_plus_one(float* data, int n, cudaStream_t stream);
 
 }  // namespace qwen3::emulator_probes

@@ -1,9 +1,12 @@
-// The CUDA runtime calls of runtime.h: synchronous, on host memory.
+// The CUDA runtime's memory calls of runtime.h, on host memory; copies and fills are queued on
+// streams (runtime_streams.cpp).
 #include "tests/emulator/runtime.h"
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include "tests/emulator/device_memory.h"
 
@@ -113,6 +116,7 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
+  qwen3::emulator::run_all_queued_work();  // queued work may still use the memory
   try {
     qwen3::emulator::free_device_memory(pointer);
   } catch (const std::invalid_argument&) {
@@ -121,37 +125,61 @@ cudaError_t cudaFree(void* pointer) {
   return cudaSuccess;
 }
 
-// Overlapping copies are undefined in CUDA; the emulator refuses them.
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+namespace {
+
+// A copy's checks, at the call as on a GPU: overlapping copies are undefined in CUDA and refused;
+// a side the kind says is device memory must be that many bytes of a live allocation.
+cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (!valid_kind(kind)) return record(cudaErrorInvalidMemcpyDirection);
-  if (bytes > 0 && (dst == nullptr || src == nullptr)) return record(cudaErrorInvalidValue);
+  if (bytes == 0) return cudaSuccess;
+  if (dst == nullptr || src == nullptr) return record(cudaErrorInvalidValue);
   if (overlap(dst, src, bytes)) return record(cudaErrorInvalidValue);
-  if (bytes > 0) std::memcpy(dst, src, bytes);
+  const bool device_src = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  const bool device_dst = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  if (device_src && qwen3::emulator::device_bytes_from(src) < bytes)
+    return record(cudaErrorInvalidValue);
+  if (device_dst && qwen3::emulator::device_bytes_from(dst) < bytes)
+    return record(cudaErrorInvalidValue);
+  return cudaSuccess;
+}
+
+// The bytes a copy writes: a host source is read now (staged, as the runtime stages pageable
+// memory), a device source when the copy runs.
+std::function<void()> copy_work(void* dst, const void* src, size_t bytes) {
+  if (qwen3::emulator::device_bytes_from(src) >= bytes)
+    return [dst, src, bytes] { std::memcpy(dst, src, bytes); };
+  auto staged = std::make_shared<std::vector<unsigned char>>(
+      static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
+  return [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); };
+}
+
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (cudaError_t status = check_copy(dst, src, bytes, kind); status != cudaSuccess) return status;
+  if (bytes == 0) return cudaSuccess;
+  qwen3::emulator::enqueue(nullptr, copy_work(dst, src, bytes));
+  qwen3::emulator::run_stream(nullptr);
   return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream) {
   if (!qwen3::emulator::is_live_stream(stream)) return record(cudaErrorInvalidResourceHandle);
-  return cudaMemcpy(dst, src, bytes, kind);
+  if (cudaError_t status = check_copy(dst, src, bytes, kind); status != cudaSuccess) return status;
+  if (bytes > 0) qwen3::emulator::enqueue(stream, copy_work(dst, src, bytes));
+  return cudaSuccess;
 }
 
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
-  if (bytes > 0 && dst == nullptr) return record(cudaErrorInvalidValue);
-  if (bytes > 0) std::memset(dst, value, bytes);
-  return cudaSuccess;
+  return cudaMemsetAsync(dst, value, bytes, nullptr);
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
   if (!qwen3::emulator::is_live_stream(stream)) return record(cudaErrorInvalidResourceHandle);
-  return cudaMemset(dst, value, bytes);
-}
-
-cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  if (!qwen3::emulator::is_live_stream(stream)) return record(cudaErrorInvalidResourceHandle);
-  return cudaSuccess;
-}
-
-cudaError_t cudaDeviceSynchronize() {
+  if (bytes == 0) return cudaSuccess;
+  if (dst == nullptr || qwen3::emulator::device_bytes_from(dst) < bytes)
+    return record(cudaErrorInvalidValue);
+  qwen3::emulator::enqueue(stream, [dst, value, bytes] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }

@@ -1,10 +1,12 @@
 #pragma once
 // The host side of the CUDA runtime that the kernels' launchers and the code around them call, for
-// the emulator: streams are synchronous (every call completes before it returns), "device" memory
-// is host memory, and kernel launches run on the emulator's fibers (device.h). The devices are
-// H100-like (runtime_device.cpp); streams and events are checked handles (runtime_streams.cpp).
+// the emulator: "device" memory is host memory, kernel launches run on the emulator's fibers
+// (device.h), and work queued on a stream runs in stream order but, by default, as late as the
+// program's synchronisation allows (runtime_streams.cpp). The devices are H100-like
+// (runtime_device.cpp).
 // Only what the project and the tests use is here; enumerators have CUDA 13's values.
 #include <cstddef>
+#include <functional>
 
 #include "tests/emulator/vector_types.h"
 
@@ -100,13 +102,17 @@ cudaError_t cudaMalloc(T** pointer, size_t bytes) {
 }
 cudaError_t cudaFree(void* pointer);
 
+// cudaMemcpy waits for the copy (and, on the legacy default stream, for the blocking streams'
+// work before it). The others are queued: cudaMemcpyAsync reads a host source when it is called
+// (the runtime stages pageable memory then, and the project relies on it) but writes a host
+// destination only when the copy runs, which is stricter than the runtime's pageable shortcut:
+// read a download only after synchronising its stream. cudaMemset is queued on the legacy stream.
+// cudaFree waits for all queued work first, as the runtime does.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream = nullptr);
 cudaError_t cudaMemset(void* dst, int value, size_t bytes);
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream = nullptr);
-cudaError_t cudaStreamSynchronize(cudaStream_t stream);
-cudaError_t cudaDeviceSynchronize();
 
 // Devices: QWEN3_EMULATED_DEVICES of them (default 8, an HGX node; 0 for a machine without a GPU),
 // each an H100 SXM as the runtime reports it. Memory is one pool: cudaMemGetInfo's free bytes are
@@ -120,11 +126,16 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const void* pointer);
 
 // Streams and events: handles checked on every use (a destroyed one is
-// cudaErrorInvalidResourceHandle); work is done when it is issued, so queries report it complete.
+// cudaErrorInvalidResourceHandle). Work runs when a synchronisation needs it:
+// cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize, a synchronous copy, cudaFree,
+// a wait queued behind it on another stream that is itself run. A query of pending work says
+// cudaErrorNotReady and lets the work run, so that polling ends.
 cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamQuery(cudaStream_t stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags = 0);
 cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
@@ -137,6 +148,42 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 namespace qwen3::emulator {
 // Whether `stream` is the null stream or one created and not yet destroyed.
 bool is_live_stream(cudaStream_t stream);
+
+// When queued work runs. kLatest: only when a synchronisation makes it, so that a read the program
+// did not order after the work sees memory the work has not written (new memory reads as NaN).
+// kEager: at once, the earliest a GPU could. QWEN3_EMULATED_STREAM_ORDER=latest|eager sets the
+// order a process starts with; latest is the default.
+enum class StreamOrder { kLatest, kEager };
+void set_stream_order(StreamOrder order);  // switching to kEager runs all queued work
+StreamOrder stream_order();
+const char* stream_order_name(StreamOrder order);
+
+// The stream order for one scope (a test): what earlier code left queued runs first, and what the
+// scope queued runs before the order is put back.
+class ScopedStreamOrder {
+ public:
+  explicit ScopedStreamOrder(StreamOrder order);
+  ~ScopedStreamOrder();
+  ScopedStreamOrder(const ScopedStreamOrder&) = delete;
+  ScopedStreamOrder& operator=(const ScopedStreamOrder&) = delete;
+
+ private:
+  StreamOrder saved_;
+};
+
+// Queues `work` on `stream` (nullptr: the legacy default stream) behind its earlier work and
+// waits, with the legacy stream's implicit synchronisation. False for a dead stream handle.
+bool enqueue(cudaStream_t stream, std::function<void()> work);
+// Runs everything queued on `stream` (and what it waits for); false for a dead handle.
+bool run_stream(cudaStream_t stream);
+void run_all_queued_work();
+size_t queued_operations();  // on all streams, waits included
+
+// Planted bugs, for the tests that show what the latest order catches. Dropped waits:
+// cudaStreamWaitEvent on `stream` returns success and orders nothing. Skipped synchronisations:
+// the next `count` cudaStreamSynchronize(stream) return at once, running nothing.
+void plant_dropped_waits(cudaStream_t stream, bool drop);
+void plant_skipped_synchronisations(cudaStream_t stream, int count);
 }  // namespace qwen3::emulator
 
 namespace qwen3::emulator::detail {

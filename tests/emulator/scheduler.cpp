@@ -91,6 +91,9 @@ class Emulator {
   Emulator& operator=(const Emulator&) = delete;
 
   void launch(const LaunchConfig& config, const void* kernel, void (*body)(void*), void* state);
+  void check_launch(const LaunchConfig& config, const void* kernel) const {
+    check_config(config, kernel);
+  }
   void barrier();
   const uint64_t* warp_exchange(unsigned mask, uint64_t value);
   [[noreturn]] void fail(std::string message);
@@ -521,6 +524,10 @@ void* static_shared_storage(const void* key, size_t bytes, size_t alignment) {
 
 void* dynamic_shared_storage(size_t alignment) {
   return emulator().dynamic_shared(alignment);
+}
+
+void check_launch(const LaunchConfig& config, const void* kernel) {
+  emulator().check_launch(config, kernel);
 }
 
 void run_kernel(const LaunchConfig& config, const void* kernel, void (*thread_body)(void*),

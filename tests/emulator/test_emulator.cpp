@@ -43,6 +43,7 @@ template <class Statement>
 void expect_fault(Statement statement, const std::vector<std::string>& parts) {
   try {
     statement();
+    cudaDeviceSynchronize();  // a queued kernel faults when it runs
     ADD_FAILURE() << "no KernelFault";
   } catch (const KernelFault& fault) {
     const std::string message = fault.what();
@@ -218,13 +219,21 @@ TEST(Emulator, ReadPastTheEndOfABufferReadsNaN) {
 TEST(EmulatorDeathTest, ReadIntoTheGuardPageNamesTheBufferAndThread) {
   DeviceArray<float> in(64), out(64);
   EXPECT_DEATH(
-      probes::read_one_past_end(in.data(), out.data(), 64),
+      {
+        probes::read_one_past_end(in.data(), out.data(), 64);
+        cudaDeviceSynchronize();
+      },
       "guard page after a 256-byte device buffer.*probe_kernels.cu:.*thread \\(63, 0, 0\\)");
 }
 
 TEST(EmulatorDeathTest, StackOverflowNamesTheGuardPage) {
   DeviceArray<int> sink(32);
-  EXPECT_DEATH(probes::overflow_stack(sink.data()), "overflowed its stack");
+  EXPECT_DEATH(
+      {
+        probes::overflow_stack(sink.data());
+        cudaDeviceSynchronize();
+      },
+      "overflowed its stack");
 }
 
 TEST(Emulator, DynamicSharedMemoryOverTheDefaultLimitNeedsTheAttribute) {
@@ -279,6 +288,7 @@ TEST(Emulator, RuntimeCalls) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 256, 0u);
   EXPECT_EQ(cudaMemsetAsync(a, 7, 64, nullptr), cudaSuccess);
   EXPECT_EQ(cudaMemcpyAsync(b, a, 64, cudaMemcpyDeviceToDevice, nullptr), cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
   EXPECT_EQ(static_cast<unsigned char*>(b)[63], 7);
   EXPECT_EQ(cudaMemcpy(a, static_cast<char*>(a) + 8, 16, cudaMemcpyDeviceToDevice),
             cudaErrorInvalidValue);  // overlapping

@@ -7,10 +7,12 @@
 # TOL (relative, default 5%: bf16 storage against fp32 over 44 steps) of the CPU run's, the loss
 # must fall in every stage, and the final checkpoint is left in WORK/candidate/checkpoints/latest for
 # the Hugging Face step.
-#   train_cuda_vs_cpu.sh BIN MPIEXEC SRC WORK RANKS [TOL] [BACKEND]
+#   train_cuda_vs_cpu.sh BIN MPIEXEC SRC WORK RANKS [TOL] [BACKEND] [CANDIDATE_BIN]
 # BACKEND (default cuda) is the run compared with the CPU one; ctest runs the script with cpu, to
-# keep it working where there is no GPU.
+# keep it working where there is no GPU. CANDIDATE_BIN (default BIN) holds the qwen3-train of that
+# run: the emulated device's build (bin-emulated) runs it with cuda where there is no GPU.
 BIN=$1 MPIEXEC=$2 SRC=$3 WORK=$4 RANKS=$5 TOL=${6:-0.05} BACKEND=${7:-cuda}
+CANDIDATE_BIN=${8:-$BIN} REFERENCE_BIN=$BIN
 source "$SRC/tests/cli/train_test_lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
 make_data "$WORK/data" 5 600
@@ -21,8 +23,8 @@ sizes=(--set "stages.0.batch_tokens=$((64 * 2 * 3 * RANKS))"
        --set "stages.2.batch_tokens=$((256 * 1 * 3 * RANKS))")
 # WORK/reference: the CPU run; WORK/candidate: the BACKEND run.
 for run in reference candidate; do
-  backend=cpu
-  [[ $run == candidate ]] && backend=$BACKEND
+  backend=cpu BIN=$REFERENCE_BIN
+  [[ $run == candidate ]] && backend=$BACKEND BIN=$CANDIDATE_BIN
   write_run "$WORK/$run.yaml" "$WORK/data" "$WORK/$run"
   mpi "$RANKS" "$WORK/$run.log" "$WORK/$run.yaml" --set "backend=$backend" "${sizes[@]}"
   if [[ $status -eq 0 ]]; then

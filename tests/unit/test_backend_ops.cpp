@@ -54,18 +54,17 @@ class Arena {
   explicit Arena(Backend& backend, bool round_stored_to_bf16 = false)
       : backend_(backend), round_stored_to_bf16_(round_stored_to_bf16) {}
 
-  // A float-like tensor in `dtype` (F32 or the backend's storage dtype) holding `values`.
-  TensorView floats(const Shape& shape, std::vector<float> values, DType dtype = DType::F32) {
-    if (round_stored_to_bf16_ && dtype == storage())
+  // An fp32 tensor holding `values` (optimizer state, statistics): never rounded.
+  TensorView floats(const Shape& shape, const std::vector<float>& values) {
+    return upload_as(shape, values, DType::F32);
+  }
+  // In the backend's storage dtype, as weights and activations are. The reference rounds these,
+  // and only these, to what a bf16 backend stores.
+  TensorView stored(const Shape& shape, std::vector<float> values) {
+    if (round_stored_to_bf16_)
       for (float& x : values)
         x = bf16_bits_to_float(float_to_bf16_bits(x));
-    TensorView v = allocate(shape, dtype);
-    backend_.upload(values.data(), v);
-    return v;
-  }
-  // In the backend's storage dtype, as weights and activations are.
-  TensorView stored(const Shape& shape, const std::vector<float>& values) {
-    return floats(shape, values, backend_.storage_dtype());
+    return upload_as(shape, values, storage());
   }
   TensorView ints(const Shape& shape, const std::vector<int32_t>& values) {
     TensorView v = allocate(shape, DType::I32);
@@ -79,10 +78,10 @@ class Arena {
   }
   // NaN everywhere: what the op does not write stays NaN.
   TensorView poisoned(const Shape& shape, DType dtype) {
-    return floats(shape,
-                  std::vector<float>(static_cast<size_t>(shape.numel()),
-                                     std::numeric_limits<float>::quiet_NaN()),
-                  dtype);
+    return upload_as(shape,
+                     std::vector<float>(static_cast<size_t>(shape.numel()),
+                                        std::numeric_limits<float>::quiet_NaN()),
+                     dtype);
   }
   Output read(const TensorView& v) {
     Output out{std::vector<float>(static_cast<size_t>(v.numel())), v.dtype};
@@ -100,6 +99,11 @@ class Arena {
   DType storage() const { return backend_.storage_dtype(); }
 
  private:
+  TensorView upload_as(const Shape& shape, const std::vector<float>& values, DType dtype) {
+    TensorView v = allocate(shape, dtype);
+    backend_.upload(values.data(), v);
+    return v;
+  }
   TensorView allocate(const Shape& shape, DType dtype) {
     // 256-byte granularity keeps every view aligned as the backends expect.
     const size_t bytes = (static_cast<size_t>(shape.numel()) * dtype_size(dtype) + 255) / 256 * 256;
@@ -151,7 +155,7 @@ std::vector<OpCase> all_cases() {
                      // Repeated ids: rows that several tokens add into.
                      auto tokens = a.ints({kN}, ids(kN, 7, 3));
                      auto dout = a.stored({kN, kIn}, normal(kN * kIn, 4));
-                     auto dtable = a.floats({kVocab, kIn}, normal(kVocab * kIn, 5), a.storage());
+                     auto dtable = a.stored({kVocab, kIn}, normal(kVocab * kIn, 5));
                      a.backend().embedding_backward(tokens, dout, dtable);
                      return Outputs{{"dtable", a.read(dtable)}};
                    }});
@@ -170,7 +174,7 @@ std::vector<OpCase> all_cases() {
            auto w = a.stored({kOut, kIn}, normal(kOut * kIn, 10, 0.2));
            auto dx = accumulate ? a.stored({kN, kIn}, normal(kN * kIn, 11))
                                 : a.poisoned({kN, kIn}, a.storage());
-           auto dw = a.floats({kOut, kIn}, normal(kOut * kIn, 12), a.storage());
+           auto dw = a.stored({kOut, kIn}, normal(kOut * kIn, 12));
            a.backend().linear_backward(dy, x, w, &dx, accumulate, dw);
            return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
          }});
@@ -193,7 +197,7 @@ std::vector<OpCase> all_cases() {
                        auto dy = a.stored({kN, kIn}, normal(kN * kIn, 17));
                        auto dx = accumulate ? a.stored({kN, kIn}, normal(kN * kIn, 18))
                                             : a.poisoned({kN, kIn}, a.storage());
-                       auto dw = a.floats({kIn}, normal(kIn, 19), a.storage());
+                       auto dw = a.stored({kIn}, normal(kIn, 19));
                        a.backend().rmsnorm_backward(dy, x, w, rstd, dx, accumulate, dw);
                        return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
                      }});
@@ -231,10 +235,10 @@ std::vector<OpCase> all_cases() {
          a.backend().qk_norm_rope_forward(x, w, positions, 1e-6f, 1e6, y, rstd);
          auto dy = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 45));
          auto dx = a.poisoned({kN, kHq, kHd}, a.storage());
-         auto dw = a.floats({kHd}, normal(kHd, 46), a.storage());
+         auto dw = a.stored({kHd}, normal(kHd, 46));
          a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dx, dw);
          // dx over dy itself, as the model may run it.
-         auto dw2 = a.floats({kHd}, normal(kHd, 46), a.storage());
+         auto dw2 = a.stored({kHd}, normal(kHd, 46));
          a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dy, dw2);
          return Outputs{
              {"y", a.read(y)},   {"rstd", a.read(rstd)},      {"dx", a.read(dx)},

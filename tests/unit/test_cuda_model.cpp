@@ -1,5 +1,5 @@
 // The whole model on the CUDA backend (bf16) against the CPU reference (fp32) on the tiny config:
-// loss and every gradient tensor of one step, 50 steps of training following the CPU loss curve,
+// loss and every gradient tensor of one step, training following the CPU loss curve,
 // and two CUDA runs giving identical bits. Without a GPU every test skips, saying why.
 #include <gtest/gtest.h>
 
@@ -20,8 +20,16 @@
 #include "parallel/zero_adamw.h"
 #include "trainer/train_step.h"
 
+// Steps of each training run: 50 on a GPU; the emulated device's build sets fewer (its CUDA
+// threads are fibers, a few seconds a step), enough for every bucket, stage and wait to run.
+#ifndef QWEN3_CUDA_MODEL_STEPS
+#define QWEN3_CUDA_MODEL_STEPS 50
+#endif
+
 namespace qwen3 {
 namespace {
+
+constexpr int kTrainingSteps = QWEN3_CUDA_MODEL_STEPS;
 
 using qwen3::test_data::normalised_error;
 
@@ -99,8 +107,8 @@ struct Curve {
   std::vector<float> params;
 };
 
-// 50 AdamW steps of the tiny model, 8 rows of 64 tokens per step, ZeRO stage 1 over one rank
-// (or as `options` say).
+// kTrainingSteps AdamW steps of the tiny model, 8 rows of 64 tokens per step, ZeRO stage 1 over one
+// rank (or as `options` say).
 Curve train_tiny(Backend& backend, Communicator& comm, AdamWOptions options = {}) {
   const ModelConfig config = tiny_config();
   Qwen3Model model(config, backend, ShardLayout::flat_multiple(comm.size()));
@@ -110,7 +118,7 @@ Curve train_tiny(Backend& backend, Communicator& comm, AdamWOptions options = {}
                       model.grads_padded(), options);
   optimizer.load_master_from_params();
   Curve curve;
-  for (int step = 0; step < 50; ++step) {
+  for (int step = 0; step < kTrainingSteps; ++step) {
     const Batch global = learnable_batch(8, 64, config.vocab_size, step);
     std::vector<Batch> micro{batch_rows(global, 0, 4, false), batch_rows(global, 4, 4, false)};
     const StepResult r = train_step(model, optimizer, host, micro, 3e-3);
@@ -130,17 +138,20 @@ const Curve& cpu_curve() {
   return curve;
 }
 
+// The CUDA curve may differ from the reference by this fraction of the loss at every step.
+constexpr double kCurveBand = 0.05;
+
 // The premise of the next test, checked everywhere: the task is learnable, so the reference curve
-// falls well below its start and there is a shape to follow.
+// falls by more than twice the band and following it is not the same as standing still.
 TEST(CudaModel, TheReferenceCurveFalls) {
   const Curve& c = cpu_curve();
-  std::printf("reference curve: loss %.4f at step 1, %.4f at step 50\n", c.losses.front(),
-              c.losses.back());
-  EXPECT_LT(c.losses.back(), 0.6 * c.losses.front())
+  std::printf("reference curve: loss %.4f at step 1, %.4f at step %d\n", c.losses.front(),
+              c.losses.back(), kTrainingSteps);
+  EXPECT_LT(c.losses.back(), (1.0 - 2.0 * kCurveBand) * c.losses.front())
       << "first " << c.losses.front() << ", last " << c.losses.back();
 }
 
-TEST(CudaModel, Bf16TrainingFollowsTheCpuLossCurveFor50Steps) {
+TEST(CudaModel, Bf16TrainingFollowsTheCpuLossCurve) {
   SKIP_WITHOUT_GPU();
   cuda::select_device_for_local_rank(0);
   auto gpu = make_cuda_backend(0);
@@ -149,9 +160,9 @@ TEST(CudaModel, Bf16TrainingFollowsTheCpuLossCurveFor50Steps) {
   const Curve& c = cpu_curve();
   for (size_t s = 0; s < c.losses.size(); ++s) {
     ASSERT_TRUE(std::isfinite(g.losses[s])) << "step " << s;
-    // bf16 weights and activations drift from fp32 step by step; 5% of the loss is still far
-    // below the curve's fall (TheReferenceCurveFalls).
-    EXPECT_NEAR(g.losses[s], c.losses[s], 0.05 * c.losses[s]) << "step " << s;
+    // bf16 weights and activations drift from fp32 step by step; the band is still well inside
+    // the curve's fall (TheReferenceCurveFalls).
+    EXPECT_NEAR(g.losses[s], c.losses[s], kCurveBand * c.losses[s]) << "step " << s;
   }
 }
 
