@@ -21,3 +21,11 @@ inline __nv_bfloat16 __float2bfloat16(float value) {
 inline float __bfloat162float(__nv_bfloat16 value) {
   return qwen3::bf16_bits_to_float(value.storage);
 }
+
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 value) {
+  return value.storage;
+}
+
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short bits) {
+  return {bits};
+}

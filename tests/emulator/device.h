@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "qwen3_emulated_warp_matrix.h"
 #include "tests/emulator/bf16.h"
 #include "tests/emulator/runtime.h"
 #include "tests/emulator/vector_types.h"
@@ -42,10 +44,22 @@ extern Coordinates coordinates;
 
 // All in scheduler.cpp.
 void block_barrier();
+// __syncthreads that also returns how many of the block's threads passed a non-zero predicate.
+int block_barrier_count(int predicate);
 // Deposits this lane's `value`, waits until every lane in `mask` has deposited one, and returns
 // the warp's 32 values (those of lanes in `mask` are meaningful), valid until this lane's next
 // warp operation.
 const uint64_t* warp_exchange(unsigned mask, uint64_t value);
+// A full-warp operation on registers: deposits a pointer to this lane's operands and waits for
+// the other 31; the last to arrive calls `complete` with all 32 lanes' pointers, while every other
+// lane is still suspended inside the call.
+void warp_collective(const void* operands, void (*complete)(const uint64_t* lane_operands));
+// Whether [pointer, pointer + bytes) lies in the running block's shared memory.
+bool in_shared_memory(const void* pointer, size_t bytes);
+// The running thread's cp.async copies.
+AsyncCopies& running_thread_async_copies();
+// Aborts the running kernel with KernelFault(`message`, naming the launch, block and thread).
+[[noreturn]] void fail_in_kernel(std::string message);
 void check_shuffle_width(int width);
 void check_source_lane(unsigned mask, int source_lane);
 void* static_shared_storage(const void* key, size_t bytes, size_t alignment);
@@ -177,6 +191,18 @@ constexpr int warpSize = 32;
 // ---- synchronisation ----
 inline void __syncthreads() {
   qwen3::emulator::detail::block_barrier();
+}
+
+inline int __syncthreads_count(int predicate) {
+  return qwen3::emulator::detail::block_barrier_count(predicate);
+}
+
+inline int __syncthreads_or(int predicate) {
+  return __syncthreads_count(predicate) != 0;
+}
+
+inline int __syncthreads_and(int predicate) {
+  return __syncthreads_count(!predicate) == 0;
 }
 
 inline void __syncwarp(unsigned mask = 0xffffffffu) {

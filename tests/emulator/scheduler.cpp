@@ -54,6 +54,7 @@ struct EmulatedThread {
   uint3 index{0, 0, 0};
   int linear = 0;  // x + y · blockDim.x + z · blockDim.x · blockDim.y
   ThreadState state = ThreadState::kReady;
+  detail::AsyncCopies async_copies;  // the thread's cp.async copies not yet waited for
 };
 
 // One warp's pending shuffle or vote. Values are kept per generation parity: a lane released
@@ -94,8 +95,11 @@ class Emulator {
   void check_launch(const LaunchConfig& config, const void* kernel) const {
     check_config(config, kernel);
   }
-  void barrier();
-  const uint64_t* warp_exchange(unsigned mask, uint64_t value);
+  int barrier(int predicate);
+  const uint64_t* warp_exchange(unsigned mask, uint64_t value,
+                                void (*complete)(const uint64_t* values) = nullptr);
+  bool in_shared_memory(const void* pointer, size_t bytes) const;
+  detail::AsyncCopies& async_copies();
   [[noreturn]] void fail(std::string message);
   void* static_shared(const void* key, size_t bytes, size_t alignment);
   void* dynamic_shared(size_t alignment);
@@ -135,6 +139,11 @@ class Emulator {
   EmulatedThread* running_ = nullptr;
   int live_threads_ = 0;
   int at_barrier_ = 0;
+  // Threads of this barrier generation that passed a non-zero predicate, kept per generation
+  // parity as the warps' values are: a released thread reads its count after the next
+  // generation's first arrival may have reset the other parity's.
+  uint32_t barrier_generation_ = 0;
+  int barrier_counts_[2] = {};
   const LaunchConfig* config_ = nullptr;
   void (*body_)(void*) = nullptr;
   void* body_state_ = nullptr;
@@ -303,10 +312,12 @@ void Emulator::run_block(const uint3& block) {
   }
   for (int i = 0; i < count; ++i) {
     threads_[i].state = ThreadState::kReady;
+    threads_[i].async_copies = {};
     prepare_fiber(&threads_[i].context, *stacks_[i], &Emulator::thread_main, &threads_[i]);
   }
   live_threads_ = count;
   at_barrier_ = 0;
+  barrier_generation_ = 0;
 
   // Threads are visited in groups: the whole block, or one warp at a time; a group is run until
   // none of its threads can go on before the next group starts.
@@ -368,6 +379,11 @@ void Emulator::thread_exited() {
         fmt::format("returned from the kernel while lanes {:#010x} of its warp wait for it in a "
                     "warp operation with mask {:#010x}",
                     w.arrived, w.mask));
+  if (const size_t pending = t.async_copies.pending(); pending > 0)
+    fail(
+        fmt::format("returned from the kernel with {} cp.async copies never waited for "
+                    "(cp.async.wait_group)",
+                    pending));
   t.state = ThreadState::kExited;
   w.exited |= bit;
   --live_threads_;
@@ -375,22 +391,41 @@ void Emulator::thread_exited() {
   if (at_barrier_ > 0 && at_barrier_ == live_threads_) release_barrier();
 }
 
-void Emulator::barrier() {
+int Emulator::barrier(int predicate) {
   if (running_ == nullptr) fail("__syncthreads() called outside a kernel");
-  if (++at_barrier_ == live_threads_) {
+  const uint32_t parity = barrier_generation_ & 1u;
+  if (at_barrier_ == 0) barrier_counts_[parity] = 0;
+  barrier_counts_[parity] += predicate != 0;
+  if (++at_barrier_ == live_threads_)
     release_barrier();
-    return;
-  }
-  wait(ThreadState::kAtBarrier);
+  else
+    wait(ThreadState::kAtBarrier);
+  return barrier_counts_[parity];
 }
 
 void Emulator::release_barrier() {
   for (EmulatedThread& t : threads_)
     if (t.state == ThreadState::kAtBarrier) t.state = ThreadState::kReady;
   at_barrier_ = 0;
+  ++barrier_generation_;
 }
 
-const uint64_t* Emulator::warp_exchange(unsigned mask, uint64_t value) {
+bool Emulator::in_shared_memory(const void* pointer, size_t bytes) const {
+  const char* p = static_cast<const char*>(pointer);
+  const auto within = [&](const char* begin, const char* end) {
+    return p >= begin && p <= end && bytes <= static_cast<size_t>(end - p);
+  };
+  return within(shared_low_, shared_low_ + static_shared_bytes_) ||
+         within(shared_high_ - dynamic_shared_bytes_, shared_high_);
+}
+
+detail::AsyncCopies& Emulator::async_copies() {
+  if (running_ == nullptr) fail("cp.async used outside a kernel");
+  return running_->async_copies;
+}
+
+const uint64_t* Emulator::warp_exchange(unsigned mask, uint64_t value,
+                                        void (*complete)(const uint64_t* values)) {
   if (running_ == nullptr) fail("a warp operation called outside a kernel");
   EmulatedThread& t = *running_;
   const int lane = t.linear % kWarpSize;
@@ -414,6 +449,9 @@ const uint64_t* Emulator::warp_exchange(unsigned mask, uint64_t value) {
   w.values[parity][lane] = value;
   w.arrived |= bit;
   if (w.arrived == mask) {
+    // Every other lane is suspended inside this operation, so what their values point to (their
+    // registers) is still theirs to read and write.
+    if (complete != nullptr) complete(w.values[parity]);
     const int first = t.linear - lane;
     for (unsigned waiting = mask & ~bit; waiting != 0; waiting &= waiting - 1)
       threads_[first + __builtin_ctz(waiting)].state = ThreadState::kReady;
@@ -500,11 +538,31 @@ cudaError_t Emulator::set_attribute(const void* kernel, cudaFuncAttribute attrib
 namespace detail {
 
 void block_barrier() {
-  emulator().barrier();
+  emulator().barrier(0);
+}
+
+int block_barrier_count(int predicate) {
+  return emulator().barrier(predicate);
 }
 
 const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
   return emulator().warp_exchange(mask, value);
+}
+
+void warp_collective(const void* operands, void (*complete)(const uint64_t* lane_operands)) {
+  emulator().warp_exchange(0xffffffffu, reinterpret_cast<uintptr_t>(operands), complete);
+}
+
+bool in_shared_memory(const void* pointer, size_t bytes) {
+  return emulator().in_shared_memory(pointer, bytes);
+}
+
+AsyncCopies& running_thread_async_copies() {
+  return emulator().async_copies();
+}
+
+void fail_in_kernel(std::string message) {
+  emulator().fail(std::move(message));
 }
 
 void check_shuffle_width(int width) {

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/kernels/cpu/attention.h"
 #include "core/kernels/cuda/attention.h"
+#include "core/tensor/bf16.h"
 #include "core/util/error.h"
 #include "core/util/rng.h"
 #include "tests/common/attention_documents.h"
@@ -131,6 +133,13 @@ TEST(EmulatedAttention, HeadDim128DocumentsOfVaryingLengths) {
                           documents({{1, 7, 64, 150, 78}, {33, 1, 200, 66}}, 0));
 }
 
+// Three and eight query heads per KV head: blocks of 3 warps (one 16-token slice per head) and
+// of 8 warps, each K/V tile loaded once for all of them.
+TEST(EmulatedAttention, ThreeAndEightQueryHeadsPerKvHead) {
+  check_against_reference("attention hd64 gqa 3", {1, 90, 6, 2, 64}, documents({{30, 60}}, 0));
+  check_against_reference("attention hd128 gqa 8, every schedule", {1, 40, 8, 1, 128}, {}, true);
+}
+
 // Row 0: segments whose ids repeat out of order (a query sees every earlier key with its id,
 // across segments). Row 1: an id per token drawn from {-5, 3, 7}, so the mask is scattered.
 TEST(EmulatedAttention, HeadDim128NonMonotonicDocIds) {
@@ -174,6 +183,60 @@ TEST(EmulatedAttention, HeadDim128And256UnderEverySchedule) {
 TEST(EmulatedAttention, ShortSequences) {
   for (int64_t seq : {2, 31, 32, 33, 65})
     check_against_reference("attention hd32 seq " + std::to_string(seq), {2, seq, 2, 1, 32}, {});
+}
+
+// Changing every input of one document (its q, k, v and output gradient) leaves the other
+// documents' outputs, lse and gradients bit-identical: masked keys add exactly nothing, whichever
+// tiles the documents share. Forward and backward as the model chains them.
+TEST(EmulatedAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
+  const AttentionDims d{1, 150, 4, 2, 64};
+  const std::vector<int32_t> docs = documents({{45, 50, 55}}, 3);
+  const int32_t changed_doc = 4;  // tokens 45..94: shares key tiles with both neighbours
+  auto run = [&](const Problem& p) {
+    Outputs outputs = p.forward();
+    std::vector<uint16_t> out_bits;
+    for (float x : outputs.at("out"))
+      out_bits.push_back(qwen3::float_to_bf16_bits(x));
+    const Outputs grads = p.backward(out_bits, outputs.at("lse"));
+    outputs.insert(grads.begin(), grads.end());
+    return outputs;
+  };
+  const Problem original(d, docs);
+  Problem changed = original;
+  const Bf16Values other_q = random_bf16(changed.q_elems(), 11, 3.0);
+  const Bf16Values other_kv = random_bf16(changed.kv_elems(), 12, 3.0);
+  for (int64_t i = 0; i < d.seq; ++i) {
+    if (docs[size_t(i)] != changed_doc) continue;
+    for (int64_t e = i * d.q_heads * d.head_dim; e < (i + 1) * d.q_heads * d.head_dim; ++e) {
+      changed.q.bits[size_t(e)] = other_q.bits[size_t(e)];
+      changed.dout.bits[size_t(e)] = other_q.bits[size_t(changed.q_elems() - 1 - e)];
+    }
+    for (int64_t e = i * d.kv_heads * d.head_dim; e < (i + 1) * d.kv_heads * d.head_dim; ++e) {
+      changed.k.bits[size_t(e)] = other_kv.bits[size_t(e)];
+      changed.v.bits[size_t(e)] = other_kv.bits[size_t(changed.kv_elems() - 1 - e)];
+    }
+  }
+  const Outputs before = run(original), after = run(changed);
+  for (const auto& [name, values] : before) {
+    const bool per_row = name == "lse";  // [batch, heads, seq]; the others [batch, seq, ...]
+    const size_t per_token = values.size() / size_t(d.seq);
+    int64_t compared = 0, differing_in_changed = 0;
+    for (size_t e = 0; e < values.size(); ++e) {
+      const int64_t token = per_row ? int64_t(e % size_t(d.seq)) : int64_t(e / per_token);
+      const bool in_changed = docs[size_t(token)] == changed_doc;
+      uint32_t x, y;
+      std::memcpy(&x, &values[e], 4);
+      std::memcpy(&y, &after.at(name)[e], 4);
+      if (in_changed) {
+        differing_in_changed += x != y;
+      } else {
+        ++compared;
+        EXPECT_EQ(x, y) << name << " element " << e << " (token " << token << ")";
+      }
+    }
+    EXPECT_GT(compared, 0) << name;
+    EXPECT_GT(differing_in_changed, 0) << name << ": the changed document's values did not change";
+  }
 }
 
 TEST(EmulatedAttention, UnsupportedHeadDimIsAnError) {

@@ -16,3 +16,12 @@ struct dim3 {
 struct alignas(16) float4 {
   float x, y, z, w;
 };
+
+// 16-byte rows of shared memory (tensor-core tiles), as CUDA aligns them.
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
+
+struct alignas(8) uint2 {
+  unsigned x, y;
+};

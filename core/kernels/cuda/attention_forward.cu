@@ -1,6 +1,14 @@
-// Flash-attention forward in plain SIMT fp32: one block per (batch, query head, query tile), K/V
-// streamed through shared memory one key tile at a time, softmax kept online (running max and sum,
-// rescaled as the max grows), so memory is O(seq) and the score matrix never exists in full.
+// Flash-attention forward on tensor cores (FlashAttention-2's algorithm): a block owns 16-row
+// query slices of one KV head's query heads, streams the K/V tiles its rows can see through
+// shared memory with cp.async (the next tile loading while the current one is used), and each
+// warp computes S = Q·Kᵀ and O += P·V for its 16 rows with mma.m16n8k16 (bf16 in, fp32
+// accumulate), keeping the softmax online (running max and sum, rescaled as the max grows).
+// Memory is O(seq): the score matrix never exists beyond one 16 × kKeyTile slice per warp.
+//
+// Fragments (warp_matrix.cuh): lane l = 4g + t holds rows g and g + 8 of its warp's slice. The S
+// accumulators of two adjacent 8-key tiles, exponentiated and packed to bf16, are exactly the A
+// fragment of P for the next product, so P never leaves the registers; row max and sum need
+// shuffles only among the 4 lanes of a group.
 #include <cmath>
 #include <cstdint>
 
@@ -8,40 +16,48 @@
 #include "core/kernels/cuda/attention.h"
 #include "core/kernels/cuda/attention_common.cuh"
 #include "core/kernels/cuda/common.cuh"
+#include "core/kernels/cuda/warp_matrix.cuh"
 #include "core/util/error.h"
 
 namespace qwen3::cuda {
 namespace {
 
-// 4 warps per block: enough threads to load a tile quickly, few enough that each warp can own a
-// whole group of query rows and reduce over keys with shuffles alone (no block-wide reductions).
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * kWarpSize;
-// One key per lane: a warp computes a row's scores for a whole key tile in one pass, and the
-// row's max and sum over the tile are warp shuffles.
-constexpr int kKeyTile = kWarpSize;
+constexpr int kRowsPerWarp = 16;  // the M of mma.m16n8k16
+// Query heads of one KV head that a block serves together, so each K/V tile is loaded once for
+// them all: at most 8 (8 warps, 256 threads).
+constexpr int kMaxHeadsPerBlock = 8;
+constexpr int kMaxThreads = kMaxHeadsPerBlock * kWarpSize;
 constexpr float kLn2 = 0.6931471805599453f;
 
 template <int HEAD_DIM>
 struct ForwardTile {
-  // Query rows per warp. Each lane holds rows × ceil(HEAD_DIM / 32) output accumulators; 16 × 4
-  // (head_dim 128) or 8 × 8 (head_dim 256) = 64 floats keeps the kernel well below 255 registers.
-  static constexpr int kRowsPerWarp = HEAD_DIM <= 128 ? 16 : 8;
-  static constexpr int kQueryTile = kWarps * kRowsPerWarp;
-  // Lane l owns output columns l, l + 32, ...; for head_dim 16 lanes 16..31 own none.
-  static constexpr int kDimsPerLane = (HEAD_DIM + kWarpSize - 1) / kWarpSize;
-  // K rows are padded by 4 floats: lane j reads row j with float4 loads, and a row stride of
-  // HEAD_DIM + 4 floats puts the 8 lanes of each quarter-warp phase in distinct banks.
-  static constexpr int kKStride = HEAD_DIM + 4;
-  // Shared memory, in this order: q[kQueryTile][HEAD_DIM] | k[kKeyTile][kKStride] |
-  // v[kKeyTile][HEAD_DIM] (fp32) | query docs[kQueryTile] | key docs[kKeyTile] (int32). Every
-  // fp32 array is a multiple of 4 floats, so each starts 16-byte aligned for float4 loads.
-  static constexpr int kQFloats = kQueryTile * HEAD_DIM;
-  static constexpr int kKFloats = kKeyTile * kKStride;
-  static constexpr int kVFloats = kKeyTile * HEAD_DIM;
-  static constexpr size_t kSmemBytes =
-      (kQFloats + kKFloats + kVFloats) * sizeof(float) + (kQueryTile + kKeyTile) * sizeof(int32_t);
+  static_assert(HEAD_DIM % 16 == 0, "head_dim must be a multiple of the mma's K of 16");
+  // Keys per tile: 64 keeps 32 score accumulators per lane; at head_dim 256 the O accumulators
+  // take 128, so tiles of 32 keys.
+  static constexpr int kKeyTile = HEAD_DIM <= 128 ? 64 : 32;
+  // Shared rows of HEAD_DIM bf16 padded by 16 bytes: ldmatrix's 8 row addresses then fall in
+  // distinct banks, and every row stays 16-byte aligned for cp.async.
+  static constexpr int kStride = HEAD_DIM + 8;
+  static constexpr int kChunksPerRow = HEAD_DIM / 8;  // 16-byte cp.async chunks
 };
+
+// How a block is made up: `heads` query heads of one KV head × `token_warps` slices of 16 tokens,
+// one warp per (head, slice).
+struct BlockShape {
+  int heads = 1, token_warps = 1;
+  __host__ __device__ int warps() const { return heads * token_warps; }
+  __host__ __device__ int tokens() const { return token_warps * kRowsPerWarp; }
+};
+
+// Shared memory: q[warps · 16][kStride] | k[2][kKeyTile][kStride] | v[2][kKeyTile][kStride]
+// (bf16) | query docs[tokens] | key docs[2][kKeyTile] (int32).
+template <int HEAD_DIM>
+size_t forward_shared_bytes(const BlockShape& shape) {
+  using Tile = ForwardTile<HEAD_DIM>;
+  const size_t rows = size_t(shape.warps()) * kRowsPerWarp + 4 * Tile::kKeyTile;
+  return rows * Tile::kStride * sizeof(bf16) +
+         (size_t(shape.tokens()) + 2 * Tile::kKeyTile) * sizeof(int32_t);
+}
 
 struct ForwardArgs {
   const bf16* q;           // [batch, seq, q_heads, head_dim]
@@ -51,173 +67,278 @@ struct ForwardArgs {
   bf16* out;               // [batch, seq, q_heads, head_dim]
   float* lse;              // [batch, q_heads, seq]
   int64_t batch, seq, q_heads, kv_heads;
-  int64_t q_tiles;    // ceil(seq / kQueryTile)
-  float score_scale;  // log2(e) / sqrt(head_dim): scores in log2 units, for exp2f
+  BlockShape shape;
+  int64_t token_tiles;  // ceil(seq / shape.tokens())
+  float score_scale;    // log2(e) / sqrt(head_dim): scores in log2 units, for exp2f
 };
 
-template <int HEAD_DIM>
-__global__ void __launch_bounds__(kThreads) attention_forward_kernel(const ForwardArgs a) {
-  using Tile = ForwardTile<HEAD_DIM>;
-  constexpr int kRows = Tile::kRowsPerWarp, kDims = Tile::kDimsPerLane;
-  constexpr int kQueryTile = Tile::kQueryTile, kKStride = Tile::kKStride;
-  extern __shared__ float4 smem_f4[];
-  float* q_s = reinterpret_cast<float*>(smem_f4);                       // [kQueryTile][HEAD_DIM]
-  float* k_s = q_s + Tile::kQFloats;                                    // [kKeyTile][kKStride]
-  float* v_s = k_s + Tile::kKFloats;                                    // [kKeyTile][HEAD_DIM]
-  int32_t* q_doc_s = reinterpret_cast<int32_t*>(v_s + Tile::kVFloats);  // [kQueryTile]
-  int32_t* k_doc_s = q_doc_s + kQueryTile;                              // [kKeyTile]
+__device__ inline uint32_t pack_bf16(float low, float high) {
+  return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(low))) |
+         uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(high))) << 16;
+}
 
+// Max and sum over the 4 lanes of a group (the lanes holding one row's columns).
+__device__ inline float group_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ inline float group_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// Rows [row0, row0 + rows) of a [seq, heads, HEAD_DIM] tensor's head `head` (its row pointer
+// `base` + t · row_stride) into shared rows of kStride by 16-byte cp.async; rows past the sequence
+// are zero-filled. All threads of the block take part.
+template <int HEAD_DIM>
+__device__ void load_rows_async(bf16* shared, const bf16* base, int64_t row_stride, int64_t row0,
+                                int rows, int64_t seq) {
+  using Tile = ForwardTile<HEAD_DIM>;
+  for (int idx = threadIdx.x; idx < rows * Tile::kChunksPerRow; idx += blockDim.x) {
+    const int r = idx / Tile::kChunksPerRow, chunk = idx % Tile::kChunksPerRow;
+    const int64_t t = row0 + r;
+    const bool in_seq = t < seq;
+    cp_async_16(shared + r * Tile::kStride + chunk * 8,
+                in_seq ? base + t * row_stride + chunk * 8 : base, in_seq ? 16 : 0);
+  }
+}
+
+// Whether any query token in [first, last] sees a key of the tile starting at k0 under causal
+// document masking (query docs at q_docs[token - first]). Contains __syncthreads: every thread of
+// the block calls it.
+template <int KEY_TILE>
+__device__ bool tile_visible(const int32_t* docs, const int32_t* q_docs, int64_t first,
+                             int64_t last, int64_t k0) {
+  bool sees = false;
+  for (int x = threadIdx.x; x < KEY_TILE; x += blockDim.x) {
+    const int64_t key = k0 + x;
+    if (key > last) break;
+    const int32_t doc = docs[key];
+    for (int64_t i = key > first ? key : first; i <= last && !sees; ++i)
+      sees = q_docs[i - first] == doc;
+  }
+  return __syncthreads_or(sees);
+}
+
+template <int HEAD_DIM>
+__global__ void __launch_bounds__(kMaxThreads) attention_forward_kernel(const ForwardArgs a) {
+  using Tile = ForwardTile<HEAD_DIM>;
+  constexpr int kKeyTile = Tile::kKeyTile, kStride = Tile::kStride;
+  constexpr int kKSteps = HEAD_DIM / 16;  // mma K steps over head_dim
+  constexpr int kKeyN8 = kKeyTile / 8;    // 8-key tiles of S
+  constexpr int kDimN8 = HEAD_DIM / 8;    // 8-column tiles of O
+  const BlockShape shape = a.shape;
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  // The last query tiles see the most keys; they get the lowest block ids so they start first and
-  // the end of the grid is made of short blocks.
-  const int64_t heads = a.batch * a.q_heads;
-  const int64_t bh = blockIdx.x % heads;
-  const int64_t q_tile = a.q_tiles - 1 - static_cast<int64_t>(blockIdx.x) / heads;
-  const int64_t b = bh / a.q_heads, h = bh % a.q_heads;
-  const int64_t kv_head = h / (a.q_heads / a.kv_heads);
-  const int64_t q0 = q_tile * kQueryTile;
-  const int64_t q_end = q0 + kQueryTile < a.seq ? q0 + kQueryTile : a.seq;
+  const int g = lane / 4, t = lane % 4;
+
+  extern __shared__ uint4 smem_u4[];
+  bf16* q_s = reinterpret_cast<bf16*>(smem_u4);              // [warps · 16][kStride]
+  bf16* k_s = q_s + shape.warps() * kRowsPerWarp * kStride;  // [2][kKeyTile][kStride]
+  bf16* v_s = k_s + 2 * kKeyTile * kStride;                  // [2][kKeyTile][kStride]
+  int32_t* q_doc_s = reinterpret_cast<int32_t*>(v_s + 2 * kKeyTile * kStride);  // [tokens]
+  int32_t* k_doc_s = q_doc_s + shape.tokens();                                  // [2][kKeyTile]
+
+  // Blocks in order of falling work: the last token tiles see the most keys and start first.
+  const int64_t chunks = a.q_heads / a.kv_heads / shape.heads;  // blocks per KV head and tile
+  const int64_t per_tile = a.batch * a.kv_heads * chunks;
+  const int64_t token_tile = a.token_tiles - 1 - static_cast<int64_t>(blockIdx.x) / per_tile;
+  const int64_t rest = blockIdx.x % per_tile;
+  const int64_t b = rest / (a.kv_heads * chunks), kv_head = rest / chunks % a.kv_heads;
+  const int64_t head0 = kv_head * (a.q_heads / a.kv_heads) + rest % chunks * shape.heads;
+  const int64_t first = token_tile * shape.tokens();  // the block's tokens: [first, last]
+  const int64_t last = first + shape.tokens() <= a.seq ? first + shape.tokens() - 1 : a.seq - 1;
   const int64_t q_row_stride = a.q_heads * HEAD_DIM, kv_row_stride = a.kv_heads * HEAD_DIM;
-  // Row t of these is at + t * row stride.
-  const bf16* q_base = a.q + b * a.seq * q_row_stride + h * HEAD_DIM;
   const bf16* k_base = a.k + b * a.seq * kv_row_stride + kv_head * HEAD_DIM;
   const bf16* v_base = a.v + b * a.seq * kv_row_stride + kv_head * HEAD_DIM;
   const int32_t* docs = a.doc_ids ? a.doc_ids + b * a.seq : nullptr;
 
-  // Rows past the end of the sequence are zeros with doc 0; the visibility test masks them.
-  for (int idx = threadIdx.x; idx < kQueryTile * HEAD_DIM; idx += kThreads) {
-    const int64_t i = q0 + idx / HEAD_DIM;
-    q_s[idx] = i < a.seq ? to_float(q_base[i * q_row_stride + idx % HEAD_DIM]) : 0.f;
-  }
-  for (int r = threadIdx.x; r < kQueryTile; r += kThreads) {
-    const int64_t i = q0 + r;
-    q_doc_s[r] = docs != nullptr && i < a.seq ? docs[i] : 0;
-  }
+  // This warp: query head head0 + warp / token_warps, tokens [row0, row0 + 16).
+  const int64_t head = head0 + warp / shape.token_warps;
+  const int64_t row0 = first + warp % shape.token_warps * kRowsPerWarp;
+  const bool warp_in_seq = row0 < a.seq;
 
-  const int row0 = warp * kRows;  // this warp's first row within the tile
-  const int64_t warp_first = q0 + row0, warp_last = warp_first + kRows - 1;
-  float acc[kRows][kDims] = {};  // unnormalised output, column lane + 32 t
-  float row_sum[kRows] = {};     // running Σ exp2(score − row_max)
-  float row_max[kRows];          // running max of the visible scores (log2 units), -inf before any
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-    row_max[r] = -INFINITY;
-
-  // Key tiles up to the one holding the tile's last query; later ones are causally invisible.
-  const int64_t key_tiles = ceil_div(q_end, kKeyTile);
-  for (int64_t kt = 0; kt < key_tiles; ++kt) {
+  for (int r = threadIdx.x; r < shape.tokens(); r += blockDim.x)
+    q_doc_s[r] = docs != nullptr && first + r <= last ? docs[first + r] : 0;
+  __syncthreads();                                // the query docs, for tile_visible
+  const int64_t key_tiles = last / kKeyTile + 1;  // later tiles are causally invisible
+  auto next_visible = [&](int64_t from) {
+    for (int64_t kt = from; kt < key_tiles; ++kt)
+      if (docs == nullptr || tile_visible<kKeyTile>(docs, q_doc_s, first, last, kt * kKeyTile))
+        return kt;
+    return key_tiles;
+  };
+  auto load_tile = [&](int64_t kt, int buffer) {
     const int64_t k0 = kt * kKeyTile;
-    __syncthreads();  // every warp is done with the previous K/V tile
-    for (int idx = threadIdx.x; idx < kKeyTile * HEAD_DIM; idx += kThreads) {
-      const int j = idx / HEAD_DIM, c = idx % HEAD_DIM;
-      const int64_t key = k0 + j;
-      const bool in_seq = key < a.seq;
-      k_s[j * kKStride + c] = in_seq ? to_float(k_base[key * kv_row_stride + c]) : 0.f;
-      v_s[idx] = in_seq ? to_float(v_base[key * kv_row_stride + c]) : 0.f;
-    }
-    if (threadIdx.x < kKeyTile) {
-      const int64_t key = k0 + threadIdx.x;
-      k_doc_s[threadIdx.x] = docs != nullptr && key < a.seq ? docs[key] : 0;
-    }
-    __syncthreads();
-    // Warp-uniform: this warp's rows are all past the sequence, or the whole key tile lies in
-    // their causal future. The warp still takes part in the next tile's barriers.
-    if (warp_first >= a.seq || k0 > warp_last) continue;
-    if (docs != nullptr && !warp_shares_a_document<kRows>(q_doc_s + row0, k_doc_s[lane])) continue;
+    load_rows_async<HEAD_DIM>(k_s + buffer * kKeyTile * kStride, k_base, kv_row_stride, k0,
+                              kKeyTile, a.seq);
+    load_rows_async<HEAD_DIM>(v_s + buffer * kKeyTile * kStride, v_base, kv_row_stride, k0,
+                              kKeyTile, a.seq);
+    for (int x = threadIdx.x; x < kKeyTile; x += blockDim.x)
+      k_doc_s[buffer * kKeyTile + x] = docs != nullptr && k0 + x < a.seq ? docs[k0 + x] : 0;
+  };
 
-    // Scores of this lane's key against the warp's rows: q rows are read by all lanes at once
-    // (broadcast), k row `lane` by this lane alone.
-    float s[kRows] = {};
-    const float* k_row = k_s + lane * kKStride;
-#pragma unroll 2
-    for (int c = 0; c < HEAD_DIM; c += 4) {
-      const float4 kk = *reinterpret_cast<const float4*>(k_row + c);
+  // Q for every warp, and the first visible tile, then Q's A fragments into registers.
+  for (int h = 0; h < shape.heads; ++h)
+    load_rows_async<HEAD_DIM>(q_s + h * shape.tokens() * kStride,
+                              a.q + b * a.seq * q_row_stride + (head0 + h) * HEAD_DIM, q_row_stride,
+                              first, shape.tokens(), a.seq);
+  int64_t kt = next_visible(0);
+  load_tile(kt, 0);
+  cp_async_commit_group();
+  cp_async_wait_group<0>();
+  __syncthreads();
+  uint32_t q_frag[kKSteps][4];  // A fragments: rows row0.., columns 16 ks..
+  {
+    // Lanes 0-15 address rows 0-15 at column 16 ks, lanes 16-31 the same rows at 16 ks + 8.
+    const bf16* q_row = q_s + (warp * kRowsPerWarp + lane % 16) * kStride + lane / 16 * 8;
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const float4 qq = *reinterpret_cast<const float4*>(q_s + (row0 + r) * HEAD_DIM + c);
-        s[r] = fmaf(qq.x, kk.x, s[r]);
-        s[r] = fmaf(qq.y, kk.y, s[r]);
-        s[r] = fmaf(qq.z, kk.z, s[r]);
-        s[r] = fmaf(qq.w, kk.w, s[r]);
+    for (int ks = 0; ks < kKSteps; ++ks)
+      ldmatrix_x4(q_frag[ks], q_row + ks * 16);
+  }
+
+  float o[kDimN8][4] = {};  // unnormalised output: rows g, g + 8; columns 8 n + 2t, + 1
+  float row_max[2] = {-INFINITY, -INFINITY};  // running max of visible scores (log2 units)
+  float row_sum[2] = {0.f, 0.f};  // running Σ exp2(score − max) over this lane's columns
+  const int64_t my_rows[2] = {row0 + g, row0 + g + 8};
+  const int32_t my_docs[2] = {q_doc_s[my_rows[0] - first], q_doc_s[my_rows[1] - first]};
+
+  for (int buffer = 0; kt < key_tiles; buffer ^= 1) {
+    __syncthreads();  // every warp is done with the buffer the next tile goes into
+    const int64_t next = next_visible(kt + 1);
+    if (next < key_tiles) load_tile(next, buffer ^ 1);
+    cp_async_commit_group();
+    cp_async_wait_group<1>();  // this tile's copies (the group before the newest) are done
+    __syncthreads();           // and everyone's are visible
+
+    const int64_t k0 = kt * kKeyTile;
+    kt = next;
+    // Warp-uniform: rows all past the sequence, or the whole tile in their causal future.
+    if (!warp_in_seq || k0 > row0 + kRowsPerWarp - 1) continue;
+    const bf16* k_tile = k_s + buffer * kKeyTile * kStride;
+    const bf16* v_tile = v_s + buffer * kKeyTile * kStride;
+    const int32_t* key_docs = k_doc_s + buffer * kKeyTile;
+
+    // S = Q·Kᵀ: one ldmatrix.x4 gives the B fragments of two 8-key tiles for one K step (K rows
+    // are the B columns, so no .trans).
+    float s[kKeyN8][4] = {};
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks)
+#pragma unroll
+      for (int np = 0; np < kKeyN8 / 2; ++np) {
+        uint32_t kf[4];
+        ldmatrix_x4(kf, k_tile + (np * 16 + lane / 16 * 8 + lane % 8) * kStride + ks * 16 +
+                            lane / 8 % 2 * 8);
+        const uint32_t b0[2] = {kf[0], kf[1]}, b1[2] = {kf[2], kf[3]};
+        mma_m16n8k16_bf16(s[2 * np], q_frag[ks], b0, s[2 * np]);
+        mma_m16n8k16_bf16(s[2 * np + 1], q_frag[ks], b1, s[2 * np + 1]);
       }
-    }
 
-    // Mask, then fold the tile into each row's running max and sum; s becomes the probabilities
-    // relative to the new max.
-    const int64_t key = k0 + lane;
-    const int32_t key_doc = k_doc_s[lane];
+      // Mask, fold the tile into the running max and sum, and turn s into probabilities.
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const int64_t i = warp_first + r;
-      const bool visible = key <= i && i < a.seq && key_doc == q_doc_s[row0 + r];
-      const float score = visible ? s[r] * a.score_scale : -INFINITY;
-      const float new_max = fmaxf(row_max[r], warp_max(score));
+    for (int half = 0; half < 2; ++half) {
+      const int64_t i = my_rows[half];
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kKeyN8; ++n)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int j = n * 8 + 2 * t + c;
+          const bool visible = k0 + j <= i && i < a.seq && key_docs[j] == my_docs[half];
+          float& score = s[n][2 * half + c];
+          score = visible ? score * a.score_scale : -INFINITY;
+          tile_max = fmaxf(tile_max, score);
+        }
+      const float new_max = fmaxf(row_max[half], group_max(tile_max));
       // Until a row has seen a visible key its max is -inf; measuring from 0 instead gives
       // exp2f(-inf) = 0 where -inf − (-inf) would give NaN.
       const float ref = new_max == -INFINITY ? 0.f : new_max;
-      const float rescale = exp2f(row_max[r] - ref);
-      const float p = exp2f(score - ref);
-      row_sum[r] = row_sum[r] * rescale + warp_sum(p);
-      row_max[r] = new_max;
-      s[r] = p;
+      const float rescale = exp2f(row_max[half] - ref);
+      float tile_sum = 0.f;
 #pragma unroll
-      for (int t = 0; t < kDims; ++t)
-        acc[r][t] *= rescale;
+      for (int n = 0; n < kKeyN8; ++n)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          float& p = s[n][2 * half + c];
+          p = exp2f(p - ref);
+          tile_sum += p;
+        }
+      row_sum[half] = row_sum[half] * rescale + tile_sum;
+      row_max[half] = new_max;
+#pragma unroll
+      for (int n = 0; n < kDimN8; ++n) {
+        o[n][2 * half] *= rescale;
+        o[n][2 * half + 1] *= rescale;
+      }
     }
 
-    // acc[r] += Σ_j p[r][j] · v[j]: lanes over columns, p[r][j] broadcast from lane j.
-#pragma unroll 4
-    for (int j = 0; j < kKeyTile; ++j) {
-      float vv[kDims];
+    // O += P·V: P's A fragment for keys 16 kp.. is s of 8-key tiles 2 kp and 2 kp + 1; V rows
+    // are keys, so its B fragments come by ldmatrix .trans, two 8-column tiles per x4.
 #pragma unroll
-      for (int t = 0; t < kDims; ++t) {
-        const int c = lane + t * kWarpSize;
-        vv[t] = c < HEAD_DIM ? v_s[j * HEAD_DIM + c] : 0.f;
-      }
+    for (int kp = 0; kp < kKeyN8 / 2; ++kp) {
+      const uint32_t p_frag[4] = {pack_bf16(s[2 * kp][0], s[2 * kp][1]),
+                                  pack_bf16(s[2 * kp][2], s[2 * kp][3]),
+                                  pack_bf16(s[2 * kp + 1][0], s[2 * kp + 1][1]),
+                                  pack_bf16(s[2 * kp + 1][2], s[2 * kp + 1][3])};
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const float p = __shfl_sync(0xffffffffu, s[r], j);
-#pragma unroll
-        for (int t = 0; t < kDims; ++t)
-          acc[r][t] = fmaf(p, vv[t], acc[r][t]);
+      for (int dp = 0; dp < kDimN8 / 2; ++dp) {
+        uint32_t vf[4];
+        ldmatrix_x4_trans(vf, v_tile + (kp * 16 + lane % 8 + lane / 8 % 2 * 8) * kStride + dp * 16 +
+                                  lane / 16 * 8);
+        const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
+        mma_m16n8k16_bf16(o[2 * dp], p_frag, b0, o[2 * dp]);
+        mma_m16n8k16_bf16(o[2 * dp + 1], p_frag, b1, o[2 * dp + 1]);
       }
     }
   }
+  cp_async_wait_group<0>();  // the empty group the last iteration committed
 
-  // Every row in the sequence saw at least its own key, so row_sum > 0.
+  // Every row in the sequence saw at least its own key, so its sum is positive.
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t i = warp_first + r;
-    if (i < a.seq) {
-      const float inv_sum = 1.f / row_sum[r];
-      bf16* o = a.out + ((b * a.seq + i) * a.q_heads + h) * HEAD_DIM;
+  for (int half = 0; half < 2; ++half) {
+    const float sum = group_sum(row_sum[half]);
+    const int64_t i = my_rows[half];
+    if (!warp_in_seq || i >= a.seq) continue;
+    const float inv_sum = 1.f / sum;
+    uint32_t* out_row = reinterpret_cast<uint32_t*>(
+        a.out + ((b * a.seq + i) * a.q_heads + head) * HEAD_DIM + 2 * t);
 #pragma unroll
-      for (int t = 0; t < kDims; ++t) {
-        const int c = lane + t * kWarpSize;
-        if (c < HEAD_DIM) o[c] = from_float<bf16>(acc[r][t] * inv_sum);
-      }
-      // Σ exp(score) = 2^row_max · row_sum, so its natural log is (row_max + log2 row_sum) · ln 2.
-      if (lane == 0)
-        a.lse[(b * a.q_heads + h) * a.seq + i] = (row_max[r] + log2f(row_sum[r])) * kLn2;
-    }
+    for (int n = 0; n < kDimN8; ++n)
+      out_row[n * 4] = pack_bf16(o[n][2 * half] * inv_sum, o[n][2 * half + 1] * inv_sum);
+    // Σ exp(score) = 2^max · sum, so its natural log is (max + log2 sum) · ln 2.
+    if (t == 0) a.lse[(b * a.q_heads + head) * a.seq + i] = (row_max[half] + log2f(sum)) * kLn2;
   }
+}
+
+// The most query heads of one KV head, up to kMaxHeadsPerBlock, that divide its group; then
+// enough 16-token slices for 4 warps.
+BlockShape block_shape(int64_t group) {
+  BlockShape shape;
+  for (int h = kMaxHeadsPerBlock; h >= 1; --h)
+    if (group % h == 0) {
+      shape.heads = h;
+      break;
+    }
+  shape.token_warps = shape.heads >= 4 ? 1 : 4 / shape.heads;
+  return shape;
 }
 
 template <int HEAD_DIM>
 void launch_forward(ForwardArgs a, cudaStream_t stream) {
-  using Tile = ForwardTile<HEAD_DIM>;
-  a.q_tiles = ceil_div(a.seq, Tile::kQueryTile);
-  const int64_t blocks = a.q_tiles * a.batch * a.q_heads;
+  a.shape = block_shape(a.q_heads / a.kv_heads);
+  a.token_tiles = ceil_div(a.seq, a.shape.tokens());
+  const int64_t blocks =
+      a.token_tiles * a.batch * a.kv_heads * (a.q_heads / a.kv_heads / a.shape.heads);
   QWEN3_CHECK(blocks <= INT32_MAX,
-              "attention_forward: {} blocks (query tiles × heads × batch) exceed the grid limit",
+              "attention_forward: {} blocks (token tiles × heads × batch) exceed the grid limit",
               blocks);
-  // Over the 48 KB static limit for head_dim >= 64: opt in to the dynamic size (A100 allows up
-  // to 163 KB per block, H100 227 KB; the largest here is under 100 KB).
+  const size_t shared = forward_shared_bytes<HEAD_DIM>(a.shape);
+  // Over the 48 KB default at head_dim >= 64: opt in (A100 allows up to 163 KB per block, H100
+  // 227 KB; the largest here, head_dim 256 with 8 heads, is about 135 KB).
   QWEN3_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel<HEAD_DIM>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(Tile::kSmemBytes)));
+                                        static_cast<int>(shared)));
   attention_forward_kernel<HEAD_DIM>
-      <<<static_cast<unsigned>(blocks), kThreads, Tile::kSmemBytes, stream>>>(a);
+      <<<static_cast<unsigned>(blocks), a.shape.warps() * kWarpSize, shared, stream>>>(a);
   QWEN3_CUDA_CHECK_LAUNCH();
 }
 
@@ -229,8 +350,8 @@ void attention_forward(const AttentionDims& d, const bf16* q, const bf16* k, con
   QWEN3_CHECK(q && k && v && out && lse, "attention_forward: null q, k, v, out or lse");
   // The same expression as in the backward, so both see the same scores.
   const float score_scale = attention_score_scale_log2(d.head_dim);
-  const ForwardArgs a{q,       k,     v,         doc_ids,    out, lse,
-                      d.batch, d.seq, d.q_heads, d.kv_heads, 0,   score_scale};
+  ForwardArgs a{q,     k,         v,          doc_ids, out, lse,        d.batch,
+                d.seq, d.q_heads, d.kv_heads, {},      0,   score_scale};
   dispatch_head_dim(d.head_dim,
                     [&](auto head_dim) { launch_forward<decltype(head_dim)::value>(a, stream); });
 }
