@@ -1,11 +1,18 @@
-// Flash-attention backward in plain SIMT fp32, deterministic (no atomics, fixed summation order):
+// Flash-attention backward on tensor cores (FlashAttention-2's algorithm), deterministic without
+// atomics and without computing Q·Kᵀ or dO·Vᵀ twice:
 //   1. row_dot_kernel: D_i = Σ_d dout_i,d · out_i,d into the workspace, laid out like lse.
-//   2. dkv_kernel: one block per (batch, KV head, key tile); loops over the group's query heads and
-//      the query tiles at or after the key tile, accumulates dK and dV in registers, writes once.
-//   3. dq_kernel: one block per (batch, query head, query tile); loops over the key tiles up to the
-//      diagonal, accumulates dQ in registers, writes once.
-// Both 2 and 3 recompute P = exp(S − lse), dP = dO·Vᵀ and dS = P ⊙ (dP − D), with the same
-// expressions summed in the same order, so the two kernels agree on P and dS.
+//   2. backward_kernel: a block owns one (batch, KV head) and every `splits`-th key tile of it.
+//      For each of its key tiles it loads K and V once, then streams the query tiles that can see
+//      them, for every query head of the group, through shared memory with cp.async (the next
+//      tile loading while the current one is used). Each warp owns 16 keys and computes, with
+//      mma.m16n8k16, Sᵀ = K·Qᵀ, Pᵀ = exp(Sᵀ − lse), dV += Pᵀ·dO, dPᵀ = V·dOᵀ,
+//      dSᵀ = Pᵀ ⊙ (dPᵀ − D), dK += dSᵀ·Q; dK and dV are written once per key tile. dSᵀ goes
+//      through shared memory so the block's warps can form dQ_tile = dS·K and add it to the
+//      block's own fp32 partial of dQ: no other block writes that partial, so the additions are
+//      plain read-modify-writes in a fixed order.
+//   3. dq_reduce_kernel: dQ = scale · Σ over splits of the partials, in split order.
+// So the result depends only on the shapes and the device's SM count (which sets `splits`), never
+// on timing. Fragments and their layouts as in attention_forward.cu (warp_matrix.cuh).
 #include <cmath>
 #include <cstdint>
 
@@ -13,44 +20,41 @@
 #include "core/kernels/cuda/attention.h"
 #include "core/kernels/cuda/attention_common.cuh"
 #include "core/kernels/cuda/common.cuh"
+#include "core/kernels/cuda/warp_matrix.cuh"
 #include "core/util/error.h"
 
 namespace qwen3::cuda {
 namespace {
 
-// 4 warps per block: each warp owns a group of rows (keys in dkv, queries in dq) and reduces over
-// the other side with shuffles alone, so the only barriers are around the tile loads.
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * kWarpSize;
-// At least 2 blocks per SM (shared memory allows 2 on A100 at head_dim 128). Saying so also lets
-// ptxas use up to 255 registers; without it, it capped dkv_kernel<128> on sm_80 at 168 and spilled.
-constexpr int kMinBlocks = 2;
-// The streamed tile has one row per lane (queries in dkv, keys in dq): each lane computes the
-// scores of its row against the warp's rows in one pass.
-constexpr int kStreamTile = kWarpSize;
-// Grid-stride launch for the row-dot kernel: 8 warps (rows) per block.
-constexpr int kRowDotThreads = 256;
+constexpr int kKeysPerWarp = 16;                 // the M of mma.m16n8k16
+constexpr int kKeyTile = kWarps * kKeysPerWarp;  // 64 keys per block step
+constexpr int kMaxSplits = 8;                    // bounds the dQ partials' memory
+constexpr int kRowDotThreads = 256;              // 8 rows per block, grid-stride
+constexpr int kReduceThreads = 256;
 
 template <int HEAD_DIM>
 struct BackwardTile {
-  // Rows a warp owns. Each lane accumulates (dkv) 2 × rows × ceil(HEAD_DIM / 32) or (dq) rows ×
-  // ceil(HEAD_DIM / 32) floats; 8 rows (head_dim <= 128) or 4 (256) keep that at 64 or fewer.
-  static constexpr int kRowsPerWarp = HEAD_DIM <= 128 ? 8 : 4;
-  static constexpr int kOwnedTile = kWarps * kRowsPerWarp;
-  static constexpr int kDimsPerLane = (HEAD_DIM + kWarpSize - 1) / kWarpSize;
-  // Streamed rows are padded by 4 floats: lane j reads row j with float4 loads, and a stride of
-  // HEAD_DIM + 4 floats puts the 8 lanes of each quarter-warp phase in distinct banks.
-  static constexpr int kStride = HEAD_DIM + 4;
-  // Shared memory, in this order: owned[kOwnedTile][HEAD_DIM] × 2 (k, v in dkv; q, dout in dq) |
-  // streamed[kStreamTile][kStride] × 2 (q, dout in dkv; k, v in dq) (fp32) | owned docs | streamed
-  // docs (int32) | lse and D of the query rows (fp32; the streamed tile in dkv, the owned one in
-  // dq; room is left for both). Every fp32 array before the ints is a multiple of 4 floats, so
-  // each starts 16-byte aligned for float4 loads.
-  static constexpr int kOwnedFloats = kOwnedTile * HEAD_DIM;
-  static constexpr int kStreamFloats = kStreamTile * kStride;
-  static constexpr size_t kSmemBytes = (2 * kOwnedFloats + 2 * kStreamFloats) * sizeof(float) +
-                                       (kOwnedTile + kStreamTile) * sizeof(int32_t) +
-                                       2 * (kOwnedTile + kStreamTile) * sizeof(float);
+  static_assert(HEAD_DIM % 16 == 0, "head_dim must be a multiple of the mma's K of 16");
+  // Queries per streamed tile: each warp holds Sᵀ and dPᵀ for 16 keys × kQueryTile queries next to
+  // dK and dV (2 × HEAD_DIM / 2 floats per lane); 32 queries keep head_dim 128 in registers.
+  static constexpr int kQueryTile = HEAD_DIM <= 64 ? 64 : 32;
+  static constexpr int kStride = HEAD_DIM + 8;      // bf16 rows padded by 16 bytes (banks)
+  static constexpr int kDsStride = kQueryTile + 8;  // dSᵀ rows [key][query], padded likewise
+  static constexpr int kChunksPerRow = HEAD_DIM / 8;
+  // dQ_tile (kQueryTile × HEAD_DIM) split over the warps: 16-row groups × column parts.
+  static constexpr int kRowGroups = kQueryTile / 16;
+  static constexpr int kDimParts = kWarps / kRowGroups;
+  static constexpr int kDqDims = HEAD_DIM / kDimParts;
+  static_assert(kDqDims % 16 == 0, "each warp's dQ columns come in pairs of 8-column tiles");
+  // Shared memory: k, v [kKeyTile][kStride] | q, dout [2][kQueryTile][kStride] | dsᵀ
+  // [kKeyTile][kDsStride] (bf16) | lse, D [2][kQueryTile] (fp32) | key docs [kKeyTile], query docs
+  // [2][kQueryTile] (int32). Every bf16 array is a multiple of 16 bytes.
+  static constexpr int kBf16Elems =
+      (2 * kKeyTile + 4 * kQueryTile) * kStride + kKeyTile * kDsStride;
+  static constexpr size_t kSmemBytes = kBf16Elems * sizeof(bf16) + 4 * kQueryTile * sizeof(float) +
+                                       (kKeyTile + 2 * kQueryTile) * sizeof(int32_t);
 };
 
 struct BackwardArgs {
@@ -61,98 +65,18 @@ struct BackwardArgs {
   const float* lse;        // [batch, q_heads, seq]
   const float* row_dot;    // [batch, q_heads, seq], D of each query row
   const int32_t* doc_ids;  // [batch, seq] or nullptr
-  bf16* dq;                // [batch, seq, q_heads, head_dim]
+  float* dq_partial;       // [splits][batch, seq, q_heads, head_dim], zeroed before the kernel
   bf16* dk;                // [batch, seq, kv_heads, head_dim]
   bf16* dv;                // [batch, seq, kv_heads, head_dim]
   int64_t batch, seq, q_heads, kv_heads;
+  int splits;
   float scale;        // 1 / sqrt(head_dim)
   float score_scale;  // log2(e) / sqrt(head_dim): scores in log2 units, for exp2f
 };
 
-// Copies rows [row0, row0 + rows) of a [seq, row_stride] bf16 matrix into dst[rows][dst_stride]
-// as fp32; rows past the sequence become zeros.
-template <int HEAD_DIM>
-__device__ void load_rows(float* dst, int dst_stride, const bf16* src, int64_t row_stride,
-                          int64_t row0, int rows, int64_t seq) {
-  for (int idx = threadIdx.x; idx < rows * HEAD_DIM; idx += kThreads) {
-    const int r = idx / HEAD_DIM, c = idx % HEAD_DIM;
-    const int64_t t = row0 + r;
-    dst[r * dst_stride + c] = t < seq ? to_float(src[t * row_stride + c]) : 0.f;
-  }
-}
-
-// For rows [row0, row0 + rows): doc ids (0 without documents or past the sequence) and, when
-// lse_s is given, lse in log2 units and D (0 past the sequence). `lse`, `row_dot` point at the
-// (batch, head)'s [seq] slice, `docs` at the batch's.
-__device__ void load_row_info(int32_t* doc_s, float* lse_s, float* dot_s, const int32_t* docs,
-                              const float* lse, const float* row_dot, int64_t row0, int rows,
-                              int64_t seq) {
-  for (int r = threadIdx.x; r < rows; r += kThreads) {
-    const int64_t t = row0 + r;
-    const bool in_seq = t < seq;
-    doc_s[r] = docs != nullptr && in_seq ? docs[t] : 0;
-    if (lse_s != nullptr) {
-      lse_s[r] = in_seq ? lse[t] * kLog2e : 0.f;
-      dot_s[r] = in_seq ? row_dot[t] : 0.f;
-    }
-  }
-}
-
-// s[r] = Σ_c a[r][c] · x[c], dp[r] = Σ_c b[r][c] · y[c] for the warp's kRows owned rows of
-// a and b (read by all lanes at once) against one streamed row x, y per lane.
-template <int HEAD_DIM, int kRows>
-__device__ void dot_rows(const float* a, const float* b, const float* x, const float* y,
-                         float (&s)[kRows], float (&dp)[kRows]) {
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-    s[r] = dp[r] = 0.f;
-#pragma unroll 2
-  for (int c = 0; c < HEAD_DIM; c += 4) {
-    const float4 xx = *reinterpret_cast<const float4*>(x + c);
-    const float4 yy = *reinterpret_cast<const float4*>(y + c);
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const float4 aa = *reinterpret_cast<const float4*>(a + r * HEAD_DIM + c);
-      const float4 bb = *reinterpret_cast<const float4*>(b + r * HEAD_DIM + c);
-      s[r] = fmaf(aa.x, xx.x, s[r]);
-      s[r] = fmaf(aa.y, xx.y, s[r]);
-      s[r] = fmaf(aa.z, xx.z, s[r]);
-      s[r] = fmaf(aa.w, xx.w, s[r]);
-      dp[r] = fmaf(bb.x, yy.x, dp[r]);
-      dp[r] = fmaf(bb.y, yy.y, dp[r]);
-      dp[r] = fmaf(bb.z, yy.z, dp[r]);
-      dp[r] = fmaf(bb.w, yy.w, dp[r]);
-    }
-  }
-}
-
-// out[t] = row[lane + 32 t] (0 past the row): a row of shared memory spread over the lanes.
-template <int HEAD_DIM, int kDims>
-__device__ void row_columns(const float* row, float (&out)[kDims]) {
-  const int lane = threadIdx.x % kWarpSize;
-#pragma unroll
-  for (int t = 0; t < kDims; ++t) {
-    const int c = lane + t * kWarpSize;
-    out[t] = c < HEAD_DIM ? row[c] : 0.f;
-  }
-}
-
-// Rows first_row + r (those inside the sequence) of dst, each at + row * row_stride, get
-// factor · acc[r] in bf16; lane holds columns lane + 32 t.
-template <int HEAD_DIM, int kRows, int kDims>
-__device__ void store_rows(bf16* dst, int64_t row_stride, int64_t first_row, int64_t seq,
-                           const float (&acc)[kRows][kDims], float factor) {
-  const int lane = threadIdx.x % kWarpSize;
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    if (first_row + r >= seq) break;
-#pragma unroll
-    for (int t = 0; t < kDims; ++t) {
-      const int c = lane + t * kWarpSize;
-      if (c < HEAD_DIM)
-        dst[(first_row + r) * row_stride + c] = from_float<bf16>(acc[r][t] * factor);
-    }
-  }
+__device__ inline uint32_t pack_bf16(float low, float high) {
+  return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(low))) |
+         uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(high))) << 16;
 }
 
 // row_dot[b, h, i] = Σ_d dout[b, i, h, d] · out[b, i, h, d]; one warp per row, grid-stride.
@@ -177,221 +101,327 @@ __global__ void __launch_bounds__(kRowDotThreads)
   }
 }
 
-// dK, dV for kOwnedTile keys of one (batch, KV head). Owned: k, v rows (warp w has keys
-// w·kRows ...). Streamed: 32 query rows of q and dout per step, one per lane for the scores.
+// Rows [row0, row0 + rows) of a tensor whose row t is at base + t · row_stride into shared rows of
+// kStride by 16-byte cp.async; rows past the sequence are zero-filled.
 template <int HEAD_DIM>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) dkv_kernel(const BackwardArgs a) {
+__device__ void load_rows_async(bf16* shared, const bf16* base, int64_t row_stride, int64_t row0,
+                                int rows, int64_t seq) {
   using Tile = BackwardTile<HEAD_DIM>;
-  constexpr int kRows = Tile::kRowsPerWarp, kDims = Tile::kDimsPerLane;
-  constexpr int kKeyTile = Tile::kOwnedTile, kStride = Tile::kStride;
-  extern __shared__ float4 smem_f4[];
-  float* k_s = reinterpret_cast<float*>(smem_f4);  // [kKeyTile][HEAD_DIM]
-  float* v_s = k_s + Tile::kOwnedFloats;           // [kKeyTile][HEAD_DIM]
-  float* q_s = v_s + Tile::kOwnedFloats;           // [kStreamTile][kStride]
-  float* do_s = q_s + Tile::kStreamFloats;         // [kStreamTile][kStride]
-  int32_t* k_doc_s = reinterpret_cast<int32_t*>(do_s + Tile::kStreamFloats);  // [kKeyTile]
-  int32_t* q_doc_s = k_doc_s + kKeyTile;                                      // [kStreamTile]
-  float* lse_s = reinterpret_cast<float*>(q_doc_s + kStreamTile);  // [kStreamTile], log2 units
-  float* dot_s = lse_s + kStreamTile;                              // [kStreamTile]
+  for (int idx = threadIdx.x; idx < rows * Tile::kChunksPerRow; idx += kThreads) {
+    const int r = idx / Tile::kChunksPerRow, chunk = idx % Tile::kChunksPerRow;
+    const int64_t t = row0 + r;
+    const bool in_seq = t < seq;
+    cp_async_16(shared + r * Tile::kStride + chunk * 8,
+                in_seq ? base + t * row_stride + chunk * 8 : base, in_seq ? 16 : 0);
+  }
+}
 
+// One warp's product of a 16-row A (rows a_rows of a shared [.][kStride] array, all HEAD_DIM
+// columns) with the transpose of `n_rows` rows of B (b_rows, likewise): acc[n] is the 16 × 8 tile
+// of columns 8n... Both operands are row-major over HEAD_DIM, so B needs no .trans.
+template <int HEAD_DIM, int N_ROWS>
+__device__ void rows_times_rows_transposed(const bf16* a_rows, const bf16* b_rows,
+                                           float (&acc)[N_ROWS / 8][4]) {
+  constexpr int kStride = BackwardTile<HEAD_DIM>::kStride;
+  const int lane = threadIdx.x % kWarpSize;
+#pragma unroll
+  for (int ks = 0; ks < HEAD_DIM / 16; ++ks) {
+    uint32_t af[4];
+    ldmatrix_x4(af, a_rows + (lane % 16) * kStride + ks * 16 + lane / 16 * 8);
+#pragma unroll
+    for (int np = 0; np < N_ROWS / 16; ++np) {
+      uint32_t bf[4];
+      ldmatrix_x4(
+          bf, b_rows + (np * 16 + lane / 16 * 8 + lane % 8) * kStride + ks * 16 + lane / 8 % 2 * 8);
+      const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
+      mma_m16n8k16_bf16(acc[2 * np], af, b0, acc[2 * np]);
+      mma_m16n8k16_bf16(acc[2 * np + 1], af, b1, acc[2 * np + 1]);
+    }
+  }
+}
+
+// acc (16 × HEAD_DIM) += P (16 × K_ROWS, the fp32 accumulators of 8-column tiles, rounded to bf16
+// as A fragments) · B (K_ROWS rows of a shared [.][kStride] array): B is row-major [k][n], so
+// its fragments come by ldmatrix .trans.
+template <int HEAD_DIM, int K_ROWS>
+__device__ void accumulate_product(const float (&p)[K_ROWS / 8][4], const bf16* b_rows,
+                                   float (&acc)[HEAD_DIM / 8][4]) {
+  constexpr int kStride = BackwardTile<HEAD_DIM>::kStride;
+  const int lane = threadIdx.x % kWarpSize;
+#pragma unroll
+  for (int kp = 0; kp < K_ROWS / 16; ++kp) {
+    const uint32_t af[4] = {pack_bf16(p[2 * kp][0], p[2 * kp][1]),
+                            pack_bf16(p[2 * kp][2], p[2 * kp][3]),
+                            pack_bf16(p[2 * kp + 1][0], p[2 * kp + 1][1]),
+                            pack_bf16(p[2 * kp + 1][2], p[2 * kp + 1][3])};
+#pragma unroll
+    for (int dp = 0; dp < HEAD_DIM / 16; ++dp) {
+      uint32_t bf[4];
+      ldmatrix_x4_trans(
+          bf, b_rows + (kp * 16 + lane % 8 + lane / 8 % 2 * 8) * kStride + dp * 16 + lane / 16 * 8);
+      const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
+      mma_m16n8k16_bf16(acc[2 * dp], af, b0, acc[2 * dp]);
+      mma_m16n8k16_bf16(acc[2 * dp + 1], af, b1, acc[2 * dp + 1]);
+    }
+  }
+}
+
+// Whether any key in [k0, k_end) (docs at key_docs[key - k0]) is visible to a query of
+// [i0, i0 + QUERY_TILE) under causal document masking. Contains __syncthreads: every thread of the
+// block calls it.
+template <int QUERY_TILE>
+__device__ bool tile_visible(const int32_t* docs, const int32_t* key_docs, int64_t k0,
+                             int64_t k_end, int64_t i0, int64_t seq) {
+  bool sees = false;
+  for (int x = threadIdx.x; x < QUERY_TILE; x += kThreads) {
+    const int64_t query = i0 + x;
+    if (query >= seq) break;
+    const int32_t doc = docs[query];
+    for (int64_t key = k0; key < k_end && key <= query && !sees; ++key)
+      sees = key_docs[key - k0] == doc;
+  }
+  return __syncthreads_or(sees);
+}
+
+template <int HEAD_DIM>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const BackwardArgs a) {
+  using Tile = BackwardTile<HEAD_DIM>;
+  constexpr int kQueryTile = Tile::kQueryTile, kStride = Tile::kStride;
+  constexpr int kQN8 = kQueryTile / 8;  // 8-query tiles of Sᵀ
+  constexpr int kDimN8 = HEAD_DIM / 8;  // 8-column tiles of dK, dV
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  // The first key tiles are seen by the most queries; they get the lowest block ids.
-  const int64_t groups = a.batch * a.kv_heads;
-  const int64_t bg = blockIdx.x % groups;
-  const int64_t k0 = static_cast<int64_t>(blockIdx.x) / groups * kKeyTile;
-  const int64_t b = bg / a.kv_heads, g = bg % a.kv_heads;
+  const int g = lane / 4, t = lane % 4;
+
+  extern __shared__ uint4 smem_u4[];
+  bf16* k_s = reinterpret_cast<bf16*>(smem_u4);    // [kKeyTile][kStride]
+  bf16* v_s = k_s + kKeyTile * kStride;            // [kKeyTile][kStride]
+  bf16* q_s = v_s + kKeyTile * kStride;            // [2][kQueryTile][kStride]
+  bf16* dout_s = q_s + 2 * kQueryTile * kStride;   // [2][kQueryTile][kStride]
+  bf16* ds_s = dout_s + 2 * kQueryTile * kStride;  // [kKeyTile][kDsStride]: dSᵀ
+  float* lse_s = reinterpret_cast<float*>(ds_s + kKeyTile * Tile::kDsStride);  // [2][kQueryTile]
+  float* row_dot_s = lse_s + 2 * kQueryTile;                                   // [2][kQueryTile]
+  int32_t* k_doc_s = reinterpret_cast<int32_t*>(row_dot_s + 2 * kQueryTile);   // [kKeyTile]
+  int32_t* q_doc_s = k_doc_s + kKeyTile;                                       // [2][kQueryTile]
+
+  const int split = static_cast<int>(blockIdx.x % a.splits);
+  const int64_t b = blockIdx.x / a.splits / a.kv_heads,
+                kv_head = blockIdx.x / a.splits % a.kv_heads;
   const int64_t group = a.q_heads / a.kv_heads;
   const int64_t q_row_stride = a.q_heads * HEAD_DIM, kv_row_stride = a.kv_heads * HEAD_DIM;
-  const int64_t kv_offset = b * a.seq * kv_row_stride + g * HEAD_DIM;
+  const int64_t kv_offset = b * a.seq * kv_row_stride + kv_head * HEAD_DIM;
   const int32_t* docs = a.doc_ids ? a.doc_ids + b * a.seq : nullptr;
+  float* dq_partial = a.dq_partial + split * a.batch * a.seq * q_row_stride;
+  const int64_t key_tiles = ceil_div(a.seq, kKeyTile);
+  const int64_t query_tiles = ceil_div(a.seq, kQueryTile);
 
-  load_rows<HEAD_DIM>(k_s, HEAD_DIM, a.k + kv_offset, kv_row_stride, k0, kKeyTile, a.seq);
-  load_rows<HEAD_DIM>(v_s, HEAD_DIM, a.v + kv_offset, kv_row_stride, k0, kKeyTile, a.seq);
-  load_row_info(k_doc_s, nullptr, nullptr, docs, nullptr, nullptr, k0, kKeyTile, a.seq);
+  for (int64_t kt = split; kt < key_tiles; kt += a.splits) {
+    const int64_t k0 = kt * kKeyTile, k_end = k0 + kKeyTile < a.seq ? k0 + kKeyTile : a.seq;
+    const int64_t my_key0 = k0 + warp * kKeysPerWarp;
+    __syncthreads();  // every warp is done with the previous key tile and its last query tile
+    load_rows_async<HEAD_DIM>(k_s, a.k + kv_offset, kv_row_stride, k0, kKeyTile, a.seq);
+    load_rows_async<HEAD_DIM>(v_s, a.v + kv_offset, kv_row_stride, k0, kKeyTile, a.seq);
+    cp_async_commit_group();
+    for (int x = threadIdx.x; x < kKeyTile; x += kThreads)
+      k_doc_s[x] = docs != nullptr && k0 + x < a.seq ? docs[k0 + x] : 0;
+    __syncthreads();  // the key docs, for tile_visible
 
-  const int row0 = warp * kRows;  // this warp's first key within the tile
-  const int64_t warp_first = k0 + row0;
-  float dk_acc[kRows][kDims] = {}, dv_acc[kRows][kDims] = {};  // column lane + 32 t
-
-  // Queries before k0 see none of these keys; start at the query tile holding k0.
-  const int64_t first_q_tile = k0 / kStreamTile, q_tiles = ceil_div(a.seq, kStreamTile);
-  for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-    const int64_t q_offset = b * a.seq * q_row_stride + h * HEAD_DIM;
-    const int64_t stat_offset = (b * a.q_heads + h) * a.seq;
-    for (int64_t qt = first_q_tile; qt < q_tiles; ++qt) {
-      const int64_t i0 = qt * kStreamTile;
-      __syncthreads();  // every warp is done with the previous query tile
-      load_rows<HEAD_DIM>(q_s, kStride, a.q + q_offset, q_row_stride, i0, kStreamTile, a.seq);
-      load_rows<HEAD_DIM>(do_s, kStride, a.dout + q_offset, q_row_stride, i0, kStreamTile, a.seq);
-      load_row_info(q_doc_s, lse_s, dot_s, docs, a.lse + stat_offset, a.row_dot + stat_offset, i0,
-                    kStreamTile, a.seq);
-      __syncthreads();
-      // Warp-uniform: this warp's keys are all past the sequence, or all in the causal future of
-      // every query of the tile. The warp still takes part in the next tile's barriers.
-      if (warp_first >= a.seq || warp_first > i0 + kStreamTile - 1) continue;
-      if (docs != nullptr && !warp_shares_a_document<kRows>(k_doc_s + row0, q_doc_s[lane]))
-        continue;
-
-      // Lane = query i0 + lane against the warp's keys: s = scores, dp = dO·v.
-      float s[kRows], dp[kRows];
-      dot_rows<HEAD_DIM, kRows>(k_s + row0 * HEAD_DIM, v_s + row0 * HEAD_DIM, q_s + lane * kStride,
-                                do_s + lane * kStride, s, dp);
-      const int64_t i = i0 + lane;
-      const float lse2 = lse_s[lane], dot = dot_s[lane];
-      const int32_t query_doc = q_doc_s[lane];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const int64_t key = warp_first + r;
-        const bool visible = key <= i && i < a.seq && k_doc_s[row0 + r] == query_doc;
-        // Select, not multiply: a masked score may exceed lse, and exp2f would overflow to inf.
-        const float p = visible ? exp2f(s[r] * a.score_scale - lse2) : 0.f;
-        s[r] = p;                   // P
-        dp[r] = p * (dp[r] - dot);  // dS
+    // Steps: every query head of the group × the query tiles from the one holding k0 on.
+    const int64_t first_tile = k0 / kQueryTile, tiles = query_tiles - first_tile;
+    const int64_t steps = group * tiles;
+    auto next_visible = [&](int64_t from) {
+      for (int64_t step = from; step < steps; ++step)
+        if (docs == nullptr ||
+            tile_visible<kQueryTile>(docs, k_doc_s, k0, k_end,
+                                     (first_tile + step % tiles) * kQueryTile, a.seq))
+          return step;
+      return steps;
+    };
+    auto load_step = [&](int64_t step, int buffer) {
+      const int64_t head = kv_head * group + step / tiles;
+      const int64_t i0 = (first_tile + step % tiles) * kQueryTile;
+      const int64_t q_offset = b * a.seq * q_row_stride + head * HEAD_DIM;
+      load_rows_async<HEAD_DIM>(q_s + buffer * kQueryTile * kStride, a.q + q_offset, q_row_stride,
+                                i0, kQueryTile, a.seq);
+      load_rows_async<HEAD_DIM>(dout_s + buffer * kQueryTile * kStride, a.dout + q_offset,
+                                q_row_stride, i0, kQueryTile, a.seq);
+      const float* lse = a.lse + (b * a.q_heads + head) * a.seq;
+      const float* row_dot = a.row_dot + (b * a.q_heads + head) * a.seq;
+      for (int x = threadIdx.x; x < kQueryTile; x += kThreads) {
+        const int64_t i = i0 + x;
+        const bool in_seq = i < a.seq;
+        lse_s[buffer * kQueryTile + x] = in_seq ? lse[i] : 0.f;
+        row_dot_s[buffer * kQueryTile + x] = in_seq ? row_dot[i] : 0.f;
+        q_doc_s[buffer * kQueryTile + x] = docs != nullptr && in_seq ? docs[i] : 0;
       }
+    };
 
-      // dV[key] += Σ_i P[i][key] · dO[i], dK[key] += Σ_i dS[i][key] · q[i]: lanes over columns,
-      // P and dS of query i broadcast from lane i.
-#pragma unroll 2
-      for (int qi = 0; qi < kStreamTile; ++qi) {
-        float qq[kDims], gg[kDims];
-        row_columns<HEAD_DIM>(q_s + qi * kStride, qq);
-        row_columns<HEAD_DIM>(do_s + qi * kStride, gg);
+    float dk[kDimN8][4] = {}, dv[kDimN8][4] = {};  // rows g, g + 8 of this warp's keys
+    int64_t step = next_visible(0);
+    load_step(step, 0);
+    cp_async_commit_group();
+    for (int buffer = 0; step < steps; buffer ^= 1) {
+      __syncthreads();  // every warp is done with the buffer the next step goes into, and dSᵀ
+      const int64_t next = next_visible(step + 1);
+      if (next < steps) load_step(next, buffer ^ 1);
+      cp_async_commit_group();
+      cp_async_wait_group<1>();  // K, V and this step's tiles are in
+      __syncthreads();
+
+      const int64_t head = kv_head * group + step / tiles;
+      const int64_t i0 = (first_tile + step % tiles) * kQueryTile;
+      step = next;
+      const bf16* q_tile = q_s + buffer * kQueryTile * kStride;
+      const bf16* dout_tile = dout_s + buffer * kQueryTile * kStride;
+      const float* lse_tile = lse_s + buffer * kQueryTile;
+      const float* row_dot_tile = row_dot_s + buffer * kQueryTile;
+      const int32_t* q_docs = q_doc_s + buffer * kQueryTile;
+
+      // Pᵀ for this warp's 16 keys against the tile's queries (masked to 0), then dV += Pᵀ·dO.
+      float p[kQN8][4] = {};
+      rows_times_rows_transposed<HEAD_DIM, kQueryTile>(k_s + warp * kKeysPerWarp * kStride, q_tile,
+                                                       p);
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          const float p = __shfl_sync(0xffffffffu, s[r], qi);
-          const float ds = __shfl_sync(0xffffffffu, dp[r], qi);
+      for (int n = 0; n < kQN8; ++n)
 #pragma unroll
-          for (int t = 0; t < kDims; ++t) {
-            dv_acc[r][t] = fmaf(p, gg[t], dv_acc[r][t]);
-            dk_acc[r][t] = fmaf(ds, qq[t], dk_acc[r][t]);
-          }
+        for (int e = 0; e < 4; ++e) {
+          const int key_local = warp * kKeysPerWarp + g + e / 2 * 8;
+          const int query_local = n * 8 + 2 * t + e % 2;
+          const int64_t key = k0 + key_local, query = i0 + query_local;
+          const bool visible =
+              key <= query && query < a.seq && k_doc_s[key_local] == q_docs[query_local];
+          p[n][e] = visible ? exp2f(p[n][e] * a.score_scale - lse_tile[query_local] * kLog2e) : 0.f;
+        }
+      accumulate_product<HEAD_DIM, kQueryTile>(p, dout_tile, dv);
+
+      // dSᵀ = Pᵀ ⊙ (V·dOᵀ − D), then dK += dSᵀ·Q; dSᵀ to shared memory for dQ.
+      float ds[kQN8][4] = {};
+      rows_times_rows_transposed<HEAD_DIM, kQueryTile>(v_s + warp * kKeysPerWarp * kStride,
+                                                       dout_tile, ds);
+#pragma unroll
+      for (int n = 0; n < kQN8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          ds[n][e] = p[n][e] * (ds[n][e] - row_dot_tile[n * 8 + 2 * t + e % 2]);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int key_local = warp * kKeysPerWarp + g + half * 8;
+          *reinterpret_cast<uint32_t*>(ds_s + key_local * Tile::kDsStride + n * 8 + 2 * t) =
+              pack_bf16(ds[n][2 * half], ds[n][2 * half + 1]);
+        }
+      }
+      accumulate_product<HEAD_DIM, kQueryTile>(ds, q_tile, dk);
+      __syncthreads();  // dSᵀ complete
+
+      // dQ_tile = dS·K: this warp's 16 query rows × kDqDims columns, over the tile's 64 keys;
+      // dS comes from dSᵀ by ldmatrix .trans, K (row-major [key][d]) by .trans too.
+      const int row_group = warp % Tile::kRowGroups, part = warp / Tile::kRowGroups;
+      float dq[Tile::kDqDims / 8][4] = {};
+#pragma unroll
+      for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+        uint32_t af[4];
+        ldmatrix_x4_trans(af, ds_s + (kk * 16 + lane % 8 + lane / 16 * 8) * Tile::kDsStride +
+                                  row_group * 16 + lane / 8 % 2 * 8);
+#pragma unroll
+        for (int dp = 0; dp < Tile::kDqDims / 16; ++dp) {
+          uint32_t bf[4];
+          ldmatrix_x4_trans(bf, k_s + (kk * 16 + lane % 8 + lane / 8 % 2 * 8) * kStride +
+                                    part * Tile::kDqDims + dp * 16 + lane / 16 * 8);
+          const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
+          mma_m16n8k16_bf16(dq[2 * dp], af, b0, dq[2 * dp]);
+          mma_m16n8k16_bf16(dq[2 * dp + 1], af, b1, dq[2 * dp + 1]);
+        }
+      }
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int64_t query = i0 + row_group * 16 + g + half * 8;
+        if (query >= a.seq) continue;
+        float* row = dq_partial + (b * a.seq + query) * q_row_stride + head * HEAD_DIM +
+                     part * Tile::kDqDims + 2 * t;
+#pragma unroll
+        for (int n = 0; n < Tile::kDqDims / 8; ++n) {
+          row[n * 8] += dq[n][2 * half];
+          row[n * 8 + 1] += dq[n][2 * half + 1];
         }
       }
     }
-  }
 
-  // Every key in the sequence is written, zeros included where no query saw it.
-  store_rows<HEAD_DIM>(a.dk + kv_offset, kv_row_stride, warp_first, a.seq, dk_acc, a.scale);
-  store_rows<HEAD_DIM>(a.dv + kv_offset, kv_row_stride, warp_first, a.seq, dv_acc, 1.f);
-}
-
-// dQ for kOwnedTile queries of one (batch, query head). Owned: q, dout rows (warp w has queries
-// w·kRows ...). Streamed: 32 key rows of k and v per step, one per lane for the scores.
-template <int HEAD_DIM>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) dq_kernel(const BackwardArgs a) {
-  using Tile = BackwardTile<HEAD_DIM>;
-  constexpr int kRows = Tile::kRowsPerWarp, kDims = Tile::kDimsPerLane;
-  constexpr int kQueryTile = Tile::kOwnedTile, kStride = Tile::kStride;
-  extern __shared__ float4 smem_f4[];
-  float* q_s = reinterpret_cast<float*>(smem_f4);  // [kQueryTile][HEAD_DIM]
-  float* do_s = q_s + Tile::kOwnedFloats;          // [kQueryTile][HEAD_DIM]
-  float* k_s = do_s + Tile::kOwnedFloats;          // [kStreamTile][kStride]
-  float* v_s = k_s + Tile::kStreamFloats;          // [kStreamTile][kStride]
-  int32_t* q_doc_s = reinterpret_cast<int32_t*>(v_s + Tile::kStreamFloats);  // [kQueryTile]
-  int32_t* k_doc_s = q_doc_s + kQueryTile;                                   // [kStreamTile]
-  float* lse_s = reinterpret_cast<float*>(k_doc_s + kStreamTile);  // [kQueryTile], log2 units
-  float* dot_s = lse_s + kQueryTile;                               // [kQueryTile]
-
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  // The last query tiles see the most keys; they get the lowest block ids.
-  const int64_t heads = a.batch * a.q_heads;
-  const int64_t bh = blockIdx.x % heads;
-  const int64_t q_tiles = ceil_div(a.seq, kQueryTile);
-  const int64_t q0 = (q_tiles - 1 - static_cast<int64_t>(blockIdx.x) / heads) * kQueryTile;
-  const int64_t q_end = q0 + kQueryTile < a.seq ? q0 + kQueryTile : a.seq;
-  const int64_t b = bh / a.q_heads, h = bh % a.q_heads;
-  const int64_t kv_head = h / (a.q_heads / a.kv_heads);
-  const int64_t q_row_stride = a.q_heads * HEAD_DIM, kv_row_stride = a.kv_heads * HEAD_DIM;
-  const int64_t q_offset = b * a.seq * q_row_stride + h * HEAD_DIM;
-  const int64_t kv_offset = b * a.seq * kv_row_stride + kv_head * HEAD_DIM;
-  const int64_t stat_offset = (b * a.q_heads + h) * a.seq;
-  const int32_t* docs = a.doc_ids ? a.doc_ids + b * a.seq : nullptr;
-
-  load_rows<HEAD_DIM>(q_s, HEAD_DIM, a.q + q_offset, q_row_stride, q0, kQueryTile, a.seq);
-  load_rows<HEAD_DIM>(do_s, HEAD_DIM, a.dout + q_offset, q_row_stride, q0, kQueryTile, a.seq);
-  load_row_info(q_doc_s, lse_s, dot_s, docs, a.lse + stat_offset, a.row_dot + stat_offset, q0,
-                kQueryTile, a.seq);
-
-  const int row0 = warp * kRows;  // this warp's first query within the tile
-  const int64_t warp_first = q0 + row0, warp_last = warp_first + kRows - 1;
-  float acc[kRows][kDims] = {};  // Σ_j dS[i][j] · k[j], column lane + 32 t
-
-  // Key tiles up to the one holding the tile's last query; later ones are causally invisible.
-  const int64_t key_tiles = ceil_div(q_end, kStreamTile);
-  for (int64_t kt = 0; kt < key_tiles; ++kt) {
-    const int64_t k0 = kt * kStreamTile;
-    __syncthreads();  // every warp is done with the previous key tile
-    load_rows<HEAD_DIM>(k_s, kStride, a.k + kv_offset, kv_row_stride, k0, kStreamTile, a.seq);
-    load_rows<HEAD_DIM>(v_s, kStride, a.v + kv_offset, kv_row_stride, k0, kStreamTile, a.seq);
-    load_row_info(k_doc_s, nullptr, nullptr, docs, nullptr, nullptr, k0, kStreamTile, a.seq);
-    __syncthreads();
-    // Warp-uniform: this warp's queries are all past the sequence, or the whole key tile lies in
-    // their causal future. The warp still takes part in the next tile's barriers.
-    if (warp_first >= a.seq || k0 > warp_last) continue;
-    if (docs != nullptr && !warp_shares_a_document<kRows>(q_doc_s + row0, k_doc_s[lane])) continue;
-
-    // Lane = key k0 + lane against the warp's queries: s = scores, dp = dO·v.
-    float s[kRows], dp[kRows];
-    dot_rows<HEAD_DIM, kRows>(q_s + row0 * HEAD_DIM, do_s + row0 * HEAD_DIM, k_s + lane * kStride,
-                              v_s + lane * kStride, s, dp);
-    const int64_t key = k0 + lane;
-    const int32_t key_doc = k_doc_s[lane];
+    // This warp's keys: dK (scaled: S = scale · Q·Kᵀ) and dV, written once.
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const int64_t i = warp_first + r;
-      const bool visible = key <= i && i < a.seq && key_doc == q_doc_s[row0 + r];
-      // Select, not multiply: a masked score may exceed lse, and exp2f would overflow to inf.
-      const float p = visible ? exp2f(s[r] * a.score_scale - lse_s[row0 + r]) : 0.f;
-      dp[r] = p * (dp[r] - dot_s[row0 + r]);  // dS
-    }
-
-    // acc[i] += Σ_j dS[i][j] · k[j]: lanes over columns, dS[i][j] broadcast from lane j.
-#pragma unroll 4
-    for (int j = 0; j < kStreamTile; ++j) {
-      float kk[kDims];
-      row_columns<HEAD_DIM>(k_s + j * kStride, kk);
+    for (int half = 0; half < 2; ++half) {
+      const int64_t key = my_key0 + g + half * 8;
+      if (key >= a.seq) continue;
+      const int64_t offset = kv_offset + key * kv_row_stride + 2 * t;
+      uint32_t* dk_row = reinterpret_cast<uint32_t*>(a.dk + offset);
+      uint32_t* dv_row = reinterpret_cast<uint32_t*>(a.dv + offset);
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const float ds = __shfl_sync(0xffffffffu, dp[r], j);
-#pragma unroll
-        for (int t = 0; t < kDims; ++t)
-          acc[r][t] = fmaf(ds, kk[t], acc[r][t]);
+      for (int n = 0; n < kDimN8; ++n) {
+        dk_row[n * 4] = pack_bf16(dk[n][2 * half] * a.scale, dk[n][2 * half + 1] * a.scale);
+        dv_row[n * 4] = pack_bf16(dv[n][2 * half], dv[n][2 * half + 1]);
       }
     }
   }
-
-  store_rows<HEAD_DIM>(a.dq + q_offset, q_row_stride, warp_first, a.seq, acc, a.scale);
+  cp_async_wait_group<0>();  // the empty group the last step committed
 }
 
-// Over the 48 KB static limit for head_dim >= 64: opt in to the dynamic size (A100 allows up to
-// 163 KB per block, H100 227 KB; the largest here is about 100 KB).
-template <class Kernel>
-void launch_tiled(Kernel kernel, int64_t blocks, size_t smem_bytes, const BackwardArgs& a,
-                  cudaStream_t stream) {
-  QWEN3_CHECK(blocks <= INT32_MAX, "attention_backward: {} blocks exceed the grid limit", blocks);
-  QWEN3_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem_bytes)));
-  kernel<<<static_cast<unsigned>(blocks), kThreads, smem_bytes, stream>>>(a);
-  QWEN3_CUDA_CHECK_LAUNCH();
+// dq[e] = scale · Σ_s partial[s][e], the splits in order.
+__global__ void __launch_bounds__(kReduceThreads)
+    dq_reduce_kernel(const float* partial, int splits, int64_t n, float scale, bf16* dq) {
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = 0.f;
+    for (int s = 0; s < splits; ++s)
+      sum += partial[s * n + e];
+    dq[e] = from_float<bf16>(sum * scale);
+  }
+}
+
+// Blocks per (batch, KV head): enough for about two blocks per SM, as many as there are key tiles
+// at most, and at most kMaxSplits (each split holds an fp32 copy of dQ).
+int backward_splits(const AttentionDims& d) {
+  int device = 0, sms = 0;
+  QWEN3_CUDA_CHECK(cudaGetDevice(&device));
+  QWEN3_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int64_t owners = d.batch * d.kv_heads;
+  const int64_t wanted = ceil_div(2 * int64_t(sms), owners);
+  const int64_t key_tiles = ceil_div(d.seq, kKeyTile);
+  const int64_t cap = key_tiles < kMaxSplits ? key_tiles : kMaxSplits;
+  return static_cast<int>(wanted < 1 ? 1 : (wanted > cap ? cap : wanted));
+}
+
+size_t round_up_256(size_t bytes) {
+  return (bytes + 255) / 256 * 256;
+}
+
+size_t row_dot_bytes(const AttentionDims& d) {
+  return round_up_256(static_cast<size_t>(d.batch * d.q_heads * d.seq) * sizeof(float));
+}
+
+size_t dq_partial_bytes(const AttentionDims& d, int splits) {
+  return static_cast<size_t>(splits) *
+         static_cast<size_t>(d.batch * d.seq * d.q_heads * d.head_dim) * sizeof(float);
 }
 
 template <int HEAD_DIM>
 void launch_backward(const BackwardArgs& a, cudaStream_t stream) {
   using Tile = BackwardTile<HEAD_DIM>;
-  const int64_t tiles = ceil_div(a.seq, Tile::kOwnedTile);
-  launch_tiled(dkv_kernel<HEAD_DIM>, tiles * a.batch * a.kv_heads, Tile::kSmemBytes, a, stream);
-  launch_tiled(dq_kernel<HEAD_DIM>, tiles * a.batch * a.q_heads, Tile::kSmemBytes, a, stream);
-}
-
-size_t row_dot_bytes(const AttentionDims& d) {
-  return static_cast<size_t>(d.batch * d.q_heads * d.seq) * sizeof(float);
+  const int64_t blocks = a.batch * a.kv_heads * a.splits;
+  QWEN3_CHECK(blocks <= INT32_MAX, "attention_backward: {} blocks exceed the grid limit", blocks);
+  // Over the 48 KB default at head_dim >= 64: opt in (A100 allows up to 163 KB per block, H100
+  // 227 KB; the largest here, head_dim 256, is about 110 KB).
+  QWEN3_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<HEAD_DIM>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(Tile::kSmemBytes)));
+  backward_kernel<HEAD_DIM>
+      <<<static_cast<unsigned>(blocks), kThreads, Tile::kSmemBytes, stream>>>(a);
+  QWEN3_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 size_t attention_backward_workspace_bytes(const AttentionDims& d) {
-  // Rounded up to 256 bytes, so a caller can place the workspace inside a larger arena.
-  return (row_dot_bytes(d) + 255) / 256 * 256;
+  check_attention_dims("attention_backward_workspace_bytes", d);
+  // Multiples of 256 bytes, so a caller can place the workspace inside a larger arena.
+  return row_dot_bytes(d) + round_up_256(dq_partial_bytes(d, backward_splits(d)));
 }
 
 void attention_backward(const AttentionDims& d, const bf16* dout, const bf16* q, const bf16* k,
@@ -403,19 +433,40 @@ void attention_backward(const AttentionDims& d, const bf16* dout, const bf16* q,
   QWEN3_CHECK(workspace != nullptr && reinterpret_cast<uintptr_t>(workspace) % 256 == 0,
               "attention_backward: workspace must be non-null and 256-byte aligned");
 
+  const int splits = backward_splits(d);
   float* row_dot = static_cast<float*>(workspace);
+  float* dq_partial = reinterpret_cast<float*>(static_cast<char*>(workspace) + row_dot_bytes(d));
   const int64_t rows = d.batch * d.seq * d.q_heads;
   row_dot_kernel<<<grid_for(rows * kWarpSize, kRowDotThreads), kRowDotThreads, 0, stream>>>(
       dout, out, row_dot, d.batch, d.seq, d.q_heads, static_cast<int>(d.head_dim));
   QWEN3_CUDA_CHECK_LAUNCH();
+  QWEN3_CUDA_CHECK(cudaMemsetAsync(dq_partial, 0, dq_partial_bytes(d, splits), stream));
 
   const float scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
-  const BackwardArgs a{dout,      q,          k,       v,
-                       lse,       row_dot,    doc_ids, dq,
-                       dk,        dv,         d.batch, d.seq,
-                       d.q_heads, d.kv_heads, scale,   attention_score_scale_log2(d.head_dim)};
+  const BackwardArgs a{dout,
+                       q,
+                       k,
+                       v,
+                       lse,
+                       row_dot,
+                       doc_ids,
+                       dq_partial,
+                       dk,
+                       dv,
+                       d.batch,
+                       d.seq,
+                       d.q_heads,
+                       d.kv_heads,
+                       splits,
+                       scale,
+                       attention_score_scale_log2(d.head_dim)};
   dispatch_head_dim(d.head_dim,
                     [&](auto head_dim) { launch_backward<decltype(head_dim)::value>(a, stream); });
+
+  const int64_t n = rows * d.head_dim;
+  dq_reduce_kernel<<<grid_for(n, kReduceThreads), kReduceThreads, 0, stream>>>(dq_partial, splits,
+                                                                               n, scale, dq);
+  QWEN3_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace qwen3::cuda
