@@ -3,8 +3,11 @@
 // is the time the op's unavoidable traffic (bytes over the memory bandwidth) or arithmetic (FLOPs
 // over the bf16 tensor-core peak) takes; the last column is roofline / measured.
 //
-//   qwen3-bench-kernels [--tokens N] [--seq T] [--iters K] [--json FILE]
+//   qwen3-bench-kernels [--tokens N] [--seq T] [--iters K] [--ops NAME] [--json FILE]
 //
+// --ops times only the ops whose name contains NAME (--ops attention --tokens 32768 --seq 32768:
+// the attention kernels at 32K). The achieved column is TFLOP/s for compute-bound ops, causal
+// attention counting the causal half of the scores, and TB/s for memory-bound ones.
 // --json also writes every row (op, shape, seconds, bound, roofline seconds) to FILE, for
 // scripts/gpu-check.sh's report.
 // Without a GPU it says why and exits 77 (nothing to measure).
@@ -16,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cuda/device.h"
@@ -47,10 +51,11 @@ Peaks roofline_peaks(const cuda::DeviceInfo& info) {
 
 class Bench {
  public:
-  Bench(Backend& backend, const Peaks& peaks, int iters)
-      : backend_(backend), peaks_(peaks), iters_(iters) {
-    std::printf("| op | shape | time (µs) | bound | roofline (µs) | of roofline |\n");
-    std::printf("|---|---|---:|---|---:|---:|\n");
+  // Only ops whose name contains `only` are timed (all when empty).
+  Bench(Backend& backend, const Peaks& peaks, int iters, std::string only)
+      : backend_(backend), peaks_(peaks), iters_(iters), only_(std::move(only)) {
+    std::printf("| op | shape | time (µs) | bound | achieved | roofline (µs) | of roofline |\n");
+    std::printf("|---|---|---:|---|---:|---:|---:|\n");
   }
 
   TensorView tensor(DType dtype, Shape shape, double std = 1.0, uint64_t stream = 0) {
@@ -72,6 +77,7 @@ class Bench {
   // `bytes` or `flops` (one of them non-zero) define the roofline.
   void time(const std::string& op, const std::string& shape, double bytes, double flops,
             const std::function<void()>& run) {
+    if (op.find(only_) == std::string::npos) return;
     run();  // warm-up: GEMM plans, scratch growth, clocks
     backend_.synchronize();
     const auto start = std::chrono::steady_clock::now();
@@ -83,9 +89,12 @@ class Bench {
     const bool compute = flops > 0;
     const double peak = compute ? peaks_.flops : peaks_.bytes_per_s;
     const double roofline = peak > 0 ? (compute ? flops : bytes) / peak : 0.0;
+    // TFLOP/s for compute-bound ops (attention: counting the causal half), TB/s for the others.
+    const std::string achieved = fmt::format(
+        "{:.1f} {}", (compute ? flops : bytes) / seconds / 1e12, compute ? "TFLOP/s" : "TB/s");
     std::printf(
-        "| %s | %s | %.1f | %s | %s | %s |\n", op.c_str(), shape.c_str(), seconds * 1e6,
-        compute ? "compute" : "memory",
+        "| %s | %s | %.1f | %s | %s | %s | %s |\n", op.c_str(), shape.c_str(), seconds * 1e6,
+        compute ? "compute" : "memory", achieved.c_str(),
         roofline > 0 ? std::to_string(roofline * 1e6).substr(0, 7).c_str() : "n/a",
         roofline > 0 ? (std::to_string(int(100 * roofline / seconds + 0.5)) + "%").c_str() : "n/a");
     std::fflush(stdout);
@@ -110,6 +119,7 @@ class Bench {
   Backend& backend_;
   Peaks peaks_;
   int iters_;
+  std::string only_;
   std::vector<std::unique_ptr<Buffer>> buffers_;
   std::vector<std::string> rows_;
 };
@@ -118,11 +128,11 @@ class Bench {
 
 int main(int argc, char** argv) {
   int64_t tokens = 8192, seq = 4096, iters = 20;
-  std::string json_path;
+  std::string json_path, only;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i];
-    if (key == "--json") {
-      json_path = argv[i + 1];
+    if (key == "--json" || key == "--ops") {
+      (key == "--json" ? json_path : only) = argv[i + 1];
       continue;
     }
     const int64_t value = std::stoll(argv[i + 1]);
@@ -134,7 +144,8 @@ int main(int argc, char** argv) {
       iters = value;
     else {
       std::fprintf(stderr,
-                   "usage: qwen3-bench-kernels [--tokens N] [--seq T] [--iters K] [--json FILE]\n");
+                   "usage: qwen3-bench-kernels [--tokens N] [--seq T] [--iters K] [--ops NAME] "
+                   "[--json FILE]\n");
       return 2;
     }
   }
@@ -150,7 +161,7 @@ int main(int argc, char** argv) {
     std::printf("%s: bf16 peak %.0f TFLOP/s, memory %.2f TB/s; %lld tokens, sequences of %lld\n\n",
                 info.name.c_str(), peaks.flops / 1e12, peaks.bytes_per_s / 1e12,
                 static_cast<long long>(tokens), static_cast<long long>(seq));
-    Bench b(*backend, peaks, static_cast<int>(iters));
+    Bench b(*backend, peaks, static_cast<int>(iters), only);
     Backend& be = *backend;
     // Qwen3-0.6B.
     const int64_t n = tokens, d = 1024, hq = 16, hkv = 8, hd = 128, inter = 3072, vocab = 151936;

@@ -323,16 +323,22 @@ def markdown_rows(log):
 
 
 def kernels(ctx, limit):
+    """The roofline table at 4K, then the attention kernels alone at 32K."""
     log = ctx.log("kernels")
-    out = os.path.join(ctx.out, "kernels.json")
-    status, _ = run_logged([os.path.join(ctx.bin, "qwen3-bench-kernels"), "--json", out], log,
-                           limit, ctx.env)
+    bench = os.path.join(ctx.bin, "qwen3-bench-kernels")
+    out, out_32k = os.path.join(ctx.out, "kernels.json"), os.path.join(ctx.out, "kernels_32k.json")
+    status, _ = run_logged([bench, "--json", out], log, limit * 2 // 3, ctx.env)
+    status_32k, _ = run_logged([bench, "--ops", "attention", "--tokens", "32768", "--seq", "32768",
+                                "--iters", "5", "--json", out_32k], log, limit // 3, ctx.env)
     rows = markdown_rows(log)
     ctx.tables["kernels"] = rows
     with open(os.path.join(ctx.out, "kernels.md"), "w") as fh:
         fh.write("\n".join(rows) + "\n")
-    figures = json.load(open(out)) if os.path.exists(out) else {}
-    return status == 0, "%d ops timed (OUT/kernels.md)" % max(len(rows) - 2, 0), figures
+    figures = {name: json.load(open(path)) for name, path in (("4k", out), ("32k", out_32k))
+               if os.path.exists(path)}
+    return (status == 0 and status_32k == 0,
+            "%d rows timed (OUT/kernels.md)" % sum(not r.startswith("|---") and "| op |" not in r
+                                                   for r in rows), figures)
 
 
 def train_vs_pytorch(ctx, limit):
@@ -375,7 +381,8 @@ STEPS = [
     Step("cuda_tests", 120, 90, "CUDA unit tests; a skip is a failure", cuda_tests),
     Step("nccl", 120, 90, "tiny curriculum on the CUDA backend over NCCL vs the CPU backend",
          nccl),
-    Step("kernels", 90, None, "qwen3-bench-kernels: the roofline table", kernels),
+    Step("kernels", 120, None,
+         "qwen3-bench-kernels: the roofline table, and attention alone at 32K", kernels),
     Step("train_vs_pytorch", 240, 120,
          "Qwen3-0.6B optimizer step vs transformers + torch.compile (%s; --quick %s)" % (
              BENCH_POINTS[False], BENCH_POINTS[True]), train_vs_pytorch),

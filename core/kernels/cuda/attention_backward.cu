@@ -19,6 +19,7 @@
 #include "core/cuda/check.h"
 #include "core/kernels/cuda/attention.h"
 #include "core/kernels/cuda/attention_common.cuh"
+#include "core/kernels/cuda/attention_tiles.cuh"
 #include "core/kernels/cuda/common.cuh"
 #include "core/kernels/cuda/warp_matrix.cuh"
 #include "core/util/error.h"
@@ -40,9 +41,8 @@ struct BackwardTile {
   // Queries per streamed tile: each warp holds Sᵀ and dPᵀ for 16 keys × kQueryTile queries next to
   // dK and dV (2 × HEAD_DIM / 2 floats per lane); 32 queries keep head_dim 128 in registers.
   static constexpr int kQueryTile = HEAD_DIM <= 64 ? 64 : 32;
-  static constexpr int kStride = HEAD_DIM + 8;      // bf16 rows padded by 16 bytes (banks)
+  static constexpr int kStride = kPaddedRow<HEAD_DIM>;
   static constexpr int kDsStride = kQueryTile + 8;  // dSᵀ rows [key][query], padded likewise
-  static constexpr int kChunksPerRow = HEAD_DIM / 8;
   // dQ_tile (kQueryTile × HEAD_DIM) split over the warps: 16-row groups × column parts.
   static constexpr int kRowGroups = kQueryTile / 16;
   static constexpr int kDimParts = kWarps / kRowGroups;
@@ -74,11 +74,6 @@ struct BackwardArgs {
   float score_scale;  // log2(e) / sqrt(head_dim): scores in log2 units, for exp2f
 };
 
-__device__ inline uint32_t pack_bf16(float low, float high) {
-  return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(low))) |
-         uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(high))) << 16;
-}
-
 // row_dot[b, h, i] = Σ_d dout[b, i, h, d] · out[b, i, h, d]; one warp per row, grid-stride.
 __global__ void __launch_bounds__(kRowDotThreads)
     row_dot_kernel(const bf16* dout, const bf16* out, float* row_dot, int64_t batch, int64_t seq,
@@ -99,88 +94,6 @@ __global__ void __launch_bounds__(kRowDotThreads)
       row_dot[(b * q_heads + h) * seq + i] = sum;
     }
   }
-}
-
-// Rows [row0, row0 + rows) of a tensor whose row t is at base + t · row_stride into shared rows of
-// kStride by 16-byte cp.async; rows past the sequence are zero-filled.
-template <int HEAD_DIM>
-__device__ void load_rows_async(bf16* shared, const bf16* base, int64_t row_stride, int64_t row0,
-                                int rows, int64_t seq) {
-  using Tile = BackwardTile<HEAD_DIM>;
-  for (int idx = threadIdx.x; idx < rows * Tile::kChunksPerRow; idx += kThreads) {
-    const int r = idx / Tile::kChunksPerRow, chunk = idx % Tile::kChunksPerRow;
-    const int64_t t = row0 + r;
-    const bool in_seq = t < seq;
-    cp_async_16(shared + r * Tile::kStride + chunk * 8,
-                in_seq ? base + t * row_stride + chunk * 8 : base, in_seq ? 16 : 0);
-  }
-}
-
-// One warp's product of a 16-row A (rows a_rows of a shared [.][kStride] array, all HEAD_DIM
-// columns) with the transpose of `n_rows` rows of B (b_rows, likewise): acc[n] is the 16 × 8 tile
-// of columns 8n... Both operands are row-major over HEAD_DIM, so B needs no .trans.
-template <int HEAD_DIM, int N_ROWS>
-__device__ void rows_times_rows_transposed(const bf16* a_rows, const bf16* b_rows,
-                                           float (&acc)[N_ROWS / 8][4]) {
-  constexpr int kStride = BackwardTile<HEAD_DIM>::kStride;
-  const int lane = threadIdx.x % kWarpSize;
-#pragma unroll
-  for (int ks = 0; ks < HEAD_DIM / 16; ++ks) {
-    uint32_t af[4];
-    ldmatrix_x4(af, a_rows + (lane % 16) * kStride + ks * 16 + lane / 16 * 8);
-#pragma unroll
-    for (int np = 0; np < N_ROWS / 16; ++np) {
-      uint32_t bf[4];
-      ldmatrix_x4(
-          bf, b_rows + (np * 16 + lane / 16 * 8 + lane % 8) * kStride + ks * 16 + lane / 8 % 2 * 8);
-      const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
-      mma_m16n8k16_bf16(acc[2 * np], af, b0, acc[2 * np]);
-      mma_m16n8k16_bf16(acc[2 * np + 1], af, b1, acc[2 * np + 1]);
-    }
-  }
-}
-
-// acc (16 × HEAD_DIM) += P (16 × K_ROWS, the fp32 accumulators of 8-column tiles, rounded to bf16
-// as A fragments) · B (K_ROWS rows of a shared [.][kStride] array): B is row-major [k][n], so
-// its fragments come by ldmatrix .trans.
-template <int HEAD_DIM, int K_ROWS>
-__device__ void accumulate_product(const float (&p)[K_ROWS / 8][4], const bf16* b_rows,
-                                   float (&acc)[HEAD_DIM / 8][4]) {
-  constexpr int kStride = BackwardTile<HEAD_DIM>::kStride;
-  const int lane = threadIdx.x % kWarpSize;
-#pragma unroll
-  for (int kp = 0; kp < K_ROWS / 16; ++kp) {
-    const uint32_t af[4] = {pack_bf16(p[2 * kp][0], p[2 * kp][1]),
-                            pack_bf16(p[2 * kp][2], p[2 * kp][3]),
-                            pack_bf16(p[2 * kp + 1][0], p[2 * kp + 1][1]),
-                            pack_bf16(p[2 * kp + 1][2], p[2 * kp + 1][3])};
-#pragma unroll
-    for (int dp = 0; dp < HEAD_DIM / 16; ++dp) {
-      uint32_t bf[4];
-      ldmatrix_x4_trans(
-          bf, b_rows + (kp * 16 + lane % 8 + lane / 8 % 2 * 8) * kStride + dp * 16 + lane / 16 * 8);
-      const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
-      mma_m16n8k16_bf16(acc[2 * dp], af, b0, acc[2 * dp]);
-      mma_m16n8k16_bf16(acc[2 * dp + 1], af, b1, acc[2 * dp + 1]);
-    }
-  }
-}
-
-// Whether any key in [k0, k_end) (docs at key_docs[key - k0]) is visible to a query of
-// [i0, i0 + QUERY_TILE) under causal document masking. Contains __syncthreads: every thread of the
-// block calls it.
-template <int QUERY_TILE>
-__device__ bool tile_visible(const int32_t* docs, const int32_t* key_docs, int64_t k0,
-                             int64_t k_end, int64_t i0, int64_t seq) {
-  bool sees = false;
-  for (int x = threadIdx.x; x < QUERY_TILE; x += kThreads) {
-    const int64_t query = i0 + x;
-    if (query >= seq) break;
-    const int32_t doc = docs[query];
-    for (int64_t key = k0; key < k_end && key <= query && !sees; ++key)
-      sees = key_docs[key - k0] == doc;
-  }
-  return __syncthreads_or(sees);
 }
 
 template <int HEAD_DIM>
@@ -223,22 +136,25 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const BackwardArgs a
     cp_async_commit_group();
     for (int x = threadIdx.x; x < kKeyTile; x += kThreads)
       k_doc_s[x] = docs != nullptr && k0 + x < a.seq ? docs[k0 + x] : 0;
-    __syncthreads();  // the key docs, for tile_visible
+    __syncthreads();  // the key docs, for documents_meet
 
     // Steps: every query head of the group × the query tiles from the one holding k0 on.
     const int64_t first_tile = k0 / kQueryTile, tiles = query_tiles - first_tile;
     const int64_t steps = group * tiles;
+    auto step_head = [&](int64_t step) { return kv_head * group + step / tiles; };
+    auto query_begin = [&](int64_t step) { return (first_tile + step % tiles) * kQueryTile; };
+    auto query_end = [&](int64_t step) {
+      return query_begin(step) + kQueryTile < a.seq ? query_begin(step) + kQueryTile : a.seq;
+    };
     auto next_visible = [&](int64_t from) {
       for (int64_t step = from; step < steps; ++step)
         if (docs == nullptr ||
-            tile_visible<kQueryTile>(docs, k_doc_s, k0, k_end,
-                                     (first_tile + step % tiles) * kQueryTile, a.seq))
+            documents_meet<true>(docs, k_doc_s, k0, k_end, query_begin(step), query_end(step)))
           return step;
       return steps;
     };
     auto load_step = [&](int64_t step, int buffer) {
-      const int64_t head = kv_head * group + step / tiles;
-      const int64_t i0 = (first_tile + step % tiles) * kQueryTile;
+      const int64_t head = step_head(step), i0 = query_begin(step);
       const int64_t q_offset = b * a.seq * q_row_stride + head * HEAD_DIM;
       load_rows_async<HEAD_DIM>(q_s + buffer * kQueryTile * kStride, a.q + q_offset, q_row_stride,
                                 i0, kQueryTile, a.seq);
@@ -267,8 +183,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const BackwardArgs a
       cp_async_wait_group<1>();  // K, V and this step's tiles are in
       __syncthreads();
 
-      const int64_t head = kv_head * group + step / tiles;
-      const int64_t i0 = (first_tile + step % tiles) * kQueryTile;
+      const int64_t head = step_head(step), i0 = query_begin(step);
       step = next;
       const bf16* q_tile = q_s + buffer * kQueryTile * kStride;
       const bf16* dout_tile = dout_s + buffer * kQueryTile * kStride;

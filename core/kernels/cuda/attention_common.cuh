@@ -1,7 +1,7 @@
 #pragma once
-// What the attention forward and backward kernels share: the score scaling (both must see the
-// same scores, bit for bit), the skip of tiles document masking hides, the argument checks, and
-// the dispatch over the supported head_dims.
+// What the attention forward and backward launchers share: the score scaling (both must see the
+// same scores, bit for bit), the argument checks, and the dispatch over the supported head_dims.
+// Their device-side pieces are in attention_tiles.cuh.
 #include <cmath>
 #include <type_traits>
 
@@ -15,19 +15,6 @@ constexpr float kLog2e = 1.4426950408889634f;
 // 1/sqrt(head_dim) in log2 units: the kernels take exp2f of scaled scores.
 inline float attention_score_scale_log2(int64_t head_dim) {
   return 1.f / std::sqrt(static_cast<float>(head_dim)) * kLog2e;
-}
-
-// Whether any of a warp's kRows own rows (their documents at `row_docs`) shares a document with
-// the tile row this lane holds (`lane_doc`). Under document masking a tile that shares none is
-// invisible to every row of the warp: its probabilities would all be 0 and it would add exactly
-// nothing, so the warp skips its work. Warp-uniform; every lane of the warp must call it.
-template <int kRows>
-__device__ inline bool warp_shares_a_document(const int32_t* row_docs, int32_t lane_doc) {
-  bool shares = false;
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-    shares |= row_docs[r] == lane_doc;
-  return __any_sync(0xffffffffu, shares);
 }
 
 // `op` names the caller in the messages.

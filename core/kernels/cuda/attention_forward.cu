@@ -15,6 +15,7 @@
 #include "core/cuda/check.h"
 #include "core/kernels/cuda/attention.h"
 #include "core/kernels/cuda/attention_common.cuh"
+#include "core/kernels/cuda/attention_tiles.cuh"
 #include "core/kernels/cuda/common.cuh"
 #include "core/kernels/cuda/warp_matrix.cuh"
 #include "core/util/error.h"
@@ -35,10 +36,7 @@ struct ForwardTile {
   // Keys per tile: 64 keeps 32 score accumulators per lane; at head_dim 256 the O accumulators
   // take 128, so tiles of 32 keys.
   static constexpr int kKeyTile = HEAD_DIM <= 128 ? 64 : 32;
-  // Shared rows of HEAD_DIM bf16 padded by 16 bytes: ldmatrix's 8 row addresses then fall in
-  // distinct banks, and every row stays 16-byte aligned for cp.async.
-  static constexpr int kStride = HEAD_DIM + 8;
-  static constexpr int kChunksPerRow = HEAD_DIM / 8;  // 16-byte cp.async chunks
+  static constexpr int kStride = kPaddedRow<HEAD_DIM>;
 };
 
 // How a block is made up: `heads` query heads of one KV head × `token_warps` slices of 16 tokens,
@@ -72,11 +70,6 @@ struct ForwardArgs {
   float score_scale;    // log2(e) / sqrt(head_dim): scores in log2 units, for exp2f
 };
 
-__device__ inline uint32_t pack_bf16(float low, float high) {
-  return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(low))) |
-         uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(high))) << 16;
-}
-
 // Max and sum over the 4 lanes of a group (the lanes holding one row's columns).
 __device__ inline float group_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
@@ -85,39 +78,6 @@ __device__ inline float group_max(float x) {
 __device__ inline float group_sum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
-// Rows [row0, row0 + rows) of a [seq, heads, HEAD_DIM] tensor's head `head` (its row pointer
-// `base` + t · row_stride) into shared rows of kStride by 16-byte cp.async; rows past the sequence
-// are zero-filled. All threads of the block take part.
-template <int HEAD_DIM>
-__device__ void load_rows_async(bf16* shared, const bf16* base, int64_t row_stride, int64_t row0,
-                                int rows, int64_t seq) {
-  using Tile = ForwardTile<HEAD_DIM>;
-  for (int idx = threadIdx.x; idx < rows * Tile::kChunksPerRow; idx += blockDim.x) {
-    const int r = idx / Tile::kChunksPerRow, chunk = idx % Tile::kChunksPerRow;
-    const int64_t t = row0 + r;
-    const bool in_seq = t < seq;
-    cp_async_16(shared + r * Tile::kStride + chunk * 8,
-                in_seq ? base + t * row_stride + chunk * 8 : base, in_seq ? 16 : 0);
-  }
-}
-
-// Whether any query token in [first, last] sees a key of the tile starting at k0 under causal
-// document masking (query docs at q_docs[token - first]). Contains __syncthreads: every thread of
-// the block calls it.
-template <int KEY_TILE>
-__device__ bool tile_visible(const int32_t* docs, const int32_t* q_docs, int64_t first,
-                             int64_t last, int64_t k0) {
-  bool sees = false;
-  for (int x = threadIdx.x; x < KEY_TILE; x += blockDim.x) {
-    const int64_t key = k0 + x;
-    if (key > last) break;
-    const int32_t doc = docs[key];
-    for (int64_t i = key > first ? key : first; i <= last && !sees; ++i)
-      sees = q_docs[i - first] == doc;
-  }
-  return __syncthreads_or(sees);
 }
 
 template <int HEAD_DIM>
@@ -159,11 +119,15 @@ __global__ void __launch_bounds__(kMaxThreads) attention_forward_kernel(const Fo
 
   for (int r = threadIdx.x; r < shape.tokens(); r += blockDim.x)
     q_doc_s[r] = docs != nullptr && first + r <= last ? docs[first + r] : 0;
-  __syncthreads();                                // the query docs, for tile_visible
+  __syncthreads();                                // the query docs, for documents_meet
   const int64_t key_tiles = last / kKeyTile + 1;  // later tiles are causally invisible
   auto next_visible = [&](int64_t from) {
     for (int64_t kt = from; kt < key_tiles; ++kt)
-      if (docs == nullptr || tile_visible<kKeyTile>(docs, q_doc_s, first, last, kt * kKeyTile))
+      if (docs == nullptr ||
+          documents_meet<false>(
+              docs, q_doc_s, kt * kKeyTile,
+              kt * kKeyTile + kKeyTile < last + 1 ? kt * kKeyTile + kKeyTile : last + 1, first,
+              last + 1))
         return kt;
     return key_tiles;
   };
@@ -271,24 +235,8 @@ __global__ void __launch_bounds__(kMaxThreads) attention_forward_kernel(const Fo
       }
     }
 
-    // O += P·V: P's A fragment for keys 16 kp.. is s of 8-key tiles 2 kp and 2 kp + 1; V rows
-    // are keys, so its B fragments come by ldmatrix .trans, two 8-column tiles per x4.
-#pragma unroll
-    for (int kp = 0; kp < kKeyN8 / 2; ++kp) {
-      const uint32_t p_frag[4] = {pack_bf16(s[2 * kp][0], s[2 * kp][1]),
-                                  pack_bf16(s[2 * kp][2], s[2 * kp][3]),
-                                  pack_bf16(s[2 * kp + 1][0], s[2 * kp + 1][1]),
-                                  pack_bf16(s[2 * kp + 1][2], s[2 * kp + 1][3])};
-#pragma unroll
-      for (int dp = 0; dp < kDimN8 / 2; ++dp) {
-        uint32_t vf[4];
-        ldmatrix_x4_trans(vf, v_tile + (kp * 16 + lane % 8 + lane / 8 % 2 * 8) * kStride + dp * 16 +
-                                  lane / 16 * 8);
-        const uint32_t b0[2] = {vf[0], vf[1]}, b1[2] = {vf[2], vf[3]};
-        mma_m16n8k16_bf16(o[2 * dp], p_frag, b0, o[2 * dp]);
-        mma_m16n8k16_bf16(o[2 * dp + 1], p_frag, b1, o[2 * dp + 1]);
-      }
-    }
+    // O += P·V: the probabilities' accumulators are P's A fragments, and V's rows are keys.
+    accumulate_product<HEAD_DIM, kKeyTile>(s, v_tile, o);
   }
   cp_async_wait_group<0>();  // the empty group the last iteration committed
 
