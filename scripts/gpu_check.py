@@ -178,6 +178,11 @@ try:
     out["nccl_wheel"] = list(nvidia.nccl.__path__)[0]
 except Exception:
     pass
+try:
+    import nvidia.cudnn
+    out["cudnn_wheel"] = list(nvidia.cudnn.__path__)[0]
+except Exception:
+    pass
 print(json.dumps(out))
 """
 
@@ -238,6 +243,15 @@ def build(ctx, limit):
         os.path.join(os.path.dirname(os.path.dirname(ctx.info["nvcc"])), "include", "nccl.h"))
     if not toolkit_nccl and ctx.info.get("nccl_wheel"):
         cmd.append("-DQWEN3_NCCL_ROOT=" + ctx.info["nccl_wheel"])  # PyTorch's NCCL wheel
+    toolkit_cudnn = ctx.info.get("nvcc") and os.path.exists(
+        os.path.join(os.path.dirname(os.path.dirname(ctx.info["nvcc"])), "include", "cudnn.h"))
+    if not toolkit_cudnn and ctx.info.get("cudnn_wheel"):
+        cmd.append("-DQWEN3_CUDNN_ROOT=" + ctx.info["cudnn_wheel"])  # PyTorch's cuDNN wheel
+    # cudnn-frontend's headers: where scripts/setup.sh put them in the checkout's build/ (carried
+    # here with the tree), unless the build directory has its own.
+    frontend = os.path.join(ROOT, "build", "cudnn-frontend")
+    if os.path.exists(os.path.join(frontend, "include", "cudnn_frontend.h")):
+        cmd.append("-DQWEN3_CUDNN_FRONTEND_ROOT=" + frontend)
     if ctx.args.deps:
         cmd.append("-DCMAKE_PREFIX_PATH=" + os.path.join(ctx.args.deps, "usr"))
     log = ctx.log("build")
@@ -253,7 +267,8 @@ def build(ctx, limit):
     status, _ = run_logged(["cmake", "--build", build_dir, "-j", str(os.cpu_count()), "--target"]
                            + TARGETS, log, left, ctx.env)
     ctx.bin = os.path.join(build_dir, "bin")
-    figures = {"arch": arch, "build_dir": build_dir, "reused": not fresh}
+    figures = {"arch": arch, "build_dir": build_dir, "reused": not fresh,
+               "cudnn_attention": "cuDNN attention: ON" in open(log, errors="replace").read()}
     if status != 0:
         return False, "build failed (%s): %s" % (status, tail(log, 3).strip()), figures
     return True, "sm_%s, %s %s" % (arch, "reused" if not fresh else "new", build_dir), figures

@@ -78,6 +78,19 @@ make_test_venv() {
   "$build_dir/pyenv/bin/pip" install -q --disable-pip-version-check "transformers==4.51.3" "safetensors==0.5.3"
 }
 
+# cudnn-frontend's C++ headers (header-only, 3 MB) for cuDNN's fused attention, into
+# BUILD/cudnn-frontend where CMake looks, when there is a CUDA toolkit to build it with: so the
+# tests compile that path. --no-deps: the wheel's Python dependencies are not needed for its
+# headers. cuDNN itself comes with the toolkit here; where it does not, CMake says so and the
+# build leaves the path out (or -DQWEN3_CUDNN_ROOT names a cuDNN wheel's folder).
+fetch_cudnn_frontend() {
+  [[ "${QWEN3_WITH_TEST_TOOLS:-0}" == 1 && ! -f "$build_dir/cudnn-frontend/include/cudnn_frontend.h" ]] || return 0
+  [[ -x /usr/local/cuda/bin/nvcc ]] || command -v nvcc >/dev/null || return 0
+  "$build_dir/pyenv/bin/pip" install -q --disable-pip-version-check --no-deps \
+    --target "$build_dir/cudnn-frontend" "nvidia-cudnn-frontend==1.32.0" ||
+    echo "setup: cudnn-frontend's headers could not be fetched; building without cuDNN's attention"
+}
+
 # Without root, apt keeps its own package lists, fetched afresh, in a temporary folder (APT_CONFIG
 # adds to /etc/apt's settings, so the machine's sources are used).
 use_own_apt_lists() {
@@ -140,6 +153,7 @@ if [[ -n "$prefix" ]]; then
 else
   install_system_packages
   make_test_venv
+  fetch_cudnn_frontend
 fi
 ((deps_only)) || configure_and_build
 [[ -z "$prefix" ]] || echo "setup: libraries in $prefix; run 'source $prefix/env.sh' before building or running"

@@ -31,7 +31,7 @@ struct CheckpointFields {
 };
 
 struct StageFields {
-  std::string name;
+  std::string name, attention;
   YAML::Node train_data, eval_data, optimizer;
   int64_t seq_len = 0, tokens = 0, steps = 0, batch_tokens = 0, micro_batch = 0, zero_stage = 0,
           checkpoint_interval = 0, eval_interval = 0, data_seed = 0, lm_head_chunk_tokens = 0;
@@ -141,6 +141,11 @@ const OptionSchema<StageFields>& stage_schema() {
                   "steps between evaluations; 0: only at the end of the stage")
         .optional("document_attention", &F::document_attention, false,
                   "attention and positions restart at every document boundary in a sequence")
+        .optional("attention", &F::attention, std::string("auto"),
+                  "attention kernels on the CUDA backend: auto (cuDNN's fused attention where it "
+                  "is installed and takes the stage's shape, else flash), cudnn (the same, with a "
+                  "warning when it falls back) or flash (the project's own tensor-core kernels); "
+                  "the stage banner names the choice")
         .optional("data_seed", &F::data_seed, int64_t{-1},
                   "seed of the sample order; -1: the run's seed")
         .optional("recompute_activations", &F::recompute_activations, false,
@@ -409,6 +414,9 @@ StageConfig read_stage(const YAML::Node& node, const std::string& file, int inde
   st.eval_interval = f.eval_interval;
   if (f.eval_interval < 0) fail("eval_interval", "must not be negative");
   st.document_attention = f.document_attention;
+  st.attention = f.attention;
+  if (f.attention != "auto" && f.attention != "cudnn" && f.attention != "flash")
+    fail("attention", fmt::format("'{}' is not one of auto, cudnn, flash", f.attention));
   st.recompute_activations = f.recompute_activations;
   st.lm_head_chunk_tokens = f.lm_head_chunk_tokens;
   if (f.lm_head_chunk_tokens < 0)
@@ -642,6 +650,7 @@ std::string dump_run_config(const RunConfig& run) {
     e << YAML::Key << "checkpoint_interval" << YAML::Value << st.checkpoint_interval;
     e << YAML::Key << "eval_interval" << YAML::Value << st.eval_interval;
     e << YAML::Key << "document_attention" << YAML::Value << st.document_attention;
+    e << YAML::Key << "attention" << YAML::Value << st.attention;
     e << YAML::Key << "data_seed" << YAML::Value << st.data_seed;
     e << YAML::Key << "recompute_activations" << YAML::Value << st.recompute_activations;
     e << YAML::Key << "lm_head_chunk_tokens" << YAML::Value << st.lm_head_chunk_tokens;

@@ -57,6 +57,7 @@ struct StageConfig {
   int64_t checkpoint_interval = 0;     // steps; 0: only at the end of the stage
   int64_t eval_interval = 0;           // steps; 0: only at the end of the stage
   bool document_attention = false;     // attention and positions restart at document boundaries
+  std::string attention = "auto";      // attention kernels: auto, cudnn or flash
   uint64_t data_seed = 0;              // sample order; defaults to the run's seed
   bool recompute_activations = false;  // re-run each layer's forward in the backward pass
   int64_t lm_head_chunk_tokens = 0;    // LM head and loss in chunks of this many tokens; 0: auto

@@ -56,6 +56,7 @@ class Run {
   size_t restore_or_initialise();
   // Runs stage `s` from state_ (stage_step may be > 0 after a resume). Returns false when a stop
   // signal ended it.
+  AttentionChoice choose_attention(const StageConfig& stage);
   bool run_stage(size_t s);
   void evaluate_stage(const StageConfig& stage, std::vector<std::unique_ptr<EvalLoader>>& loaders);
   void save(const ZeroAdamW& optimizer);
@@ -213,6 +214,25 @@ void Run::evaluate_stage(const StageConfig& stage,
   }
 }
 
+// The attention kernels for the stage's shape (its `attention` key), with a warning where the
+// choice falls back from cuDNN for a reason worth one.
+AttentionChoice Run::choose_attention(const StageConfig& stage) {
+  const ModelConfig& m = run_.model_config;
+  AttentionRequest request;
+  request.kernels = stage.attention;
+  request.batch = stage.micro_batch;
+  request.seq = stage.seq_len;
+  request.q_heads = m.num_attention_heads;
+  request.kv_heads = m.num_key_value_heads;
+  request.head_dim = m.head_dim;
+  request.documents = stage.document_attention;
+  AttentionChoice choice = backend_.choose_attention(request);
+  if (choice.warn)
+    say(fmt::format("warning: stage '{}' asked for attention: {}; running {}: {}", stage.name,
+                    stage.attention, choice.kernels, choice.note));
+  return choice;
+}
+
 bool Run::run_stage(size_t s) {
   const StageConfig& stage = run_.stages[s];
   // Mid-stage resumes carry a loader position; every other start of a stage is fresh.
@@ -239,6 +259,7 @@ bool Run::run_stage(size_t s) {
   memory.recompute_layers = stage.recompute_activations;
   memory.lm_head_chunk_tokens = stage.lm_head_chunk_tokens;
   model_->set_memory_options(memory);
+  const AttentionChoice attention = choose_attention(stage);
 
   ZeroAdamW optimizer(backend_, comm_, host_, model_->layout(), model_->params_padded(),
                       model_->grads_padded(), stage.optimizer.adamw);
@@ -285,14 +306,15 @@ bool Run::run_stage(size_t s) {
   say(fmt::format(
       "stage {}/{} '{}': {} steps of {} tokens ({} sequences of {}; {} per rank as {} "
       "micro-batches of {}), RoPE base {}, ZeRO {}, {} schedule, optimizer state: "
-      "{}; gradients reduced {}",
+      "{}; gradients reduced {}; attention: {}{}",
       s + 1, run_.stages.size(), stage.name, stage.steps, stage.batch_tokens,
       stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_, accumulation,
       stage.micro_batch, state_.rope_theta, stage.zero_stage,
       schedule_kind_name(stage.optimizer.schedule.kind), optimizer_from,
       stage.overlap_grad_reduce
           ? fmt::format("in {} MiB buckets during the backward pass", stage.grad_bucket_mb)
-          : std::string("after the backward pass")));
+          : std::string("after the backward pass"),
+      attention.kernels, attention.note.empty() ? "" : " (" + attention.note + ")"));
 
   int64_t remaining_after = 0;  // tokens of the stages after this one, for the ETA
   for (size_t later = s + 1; later < run_.stages.size(); ++later)

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include <fmt/format.h>
+
 #include "core/util/error.h"
 
 namespace qwen3 {
@@ -287,6 +289,19 @@ AttentionDims attention_dims(const char* op, const TensorView& q, const TensorVi
 }
 
 }  // namespace
+
+AttentionChoice Backend::choose_attention(const AttentionRequest& request) {
+  QWEN3_CHECK(request.kernels == "auto" || request.kernels == "cudnn" || request.kernels == "flash",
+              "attention kernels '{}' are not one of auto, cudnn, flash", request.kernels);
+  return choose_attention_impl(request);
+}
+
+AttentionChoice Backend::choose_attention_impl(const AttentionRequest& request) {
+  AttentionChoice choice{name(), "", false};
+  if (request.kernels != "auto")
+    choice.note = fmt::format("the {} backend has one attention implementation", name());
+  return choice;
+}
 
 void Backend::attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
                                 const TensorView* doc_ids, const TensorView& out,

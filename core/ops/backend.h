@@ -43,6 +43,26 @@ struct MemoryStats {
   size_t peak_bytes = 0;
 };
 
+// The attention kernels a stage asks for (its `attention` key) and the shape it will run them at.
+//   auto:  cuDNN's fused attention where the backend has it and it takes the shape, else flash
+//   cudnn: cuDNN's (where it cannot, flash, with a warning)
+//   flash: the backend's own kernels
+struct AttentionRequest {
+  std::string kernels = "auto";
+  int64_t batch = 0, seq = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  bool documents = false;  // document masking (doc ids given)
+};
+
+// What the backend will run for a request: a name for the stage banner ("cudnn 9.25.0",
+// "flash", "cpu reference"), and where that is not what was asked, why; `warn` when the
+// request deserves a warning (cuDNN present but too old or refusing the shape, or asked for by
+// name and absent).
+struct AttentionChoice {
+  std::string kernels;
+  std::string note;
+  bool warn = false;
+};
+
 class Backend {
  public:
   Backend();
@@ -121,6 +141,10 @@ class Backend {
   void rope_backward(const TensorView& dy, const TensorView& positions, double theta,
                      const TensorView& dx);
 
+  // Chooses the attention kernels the ops below run from now on; the trainer calls it at the start
+  // of each stage. Throws for a `kernels` other than auto, cudnn or flash.
+  AttentionChoice choose_attention(const AttentionRequest& request);
+
   // q[B, T, Hq, hd], k, v[B, T, Hkv, hd], doc_ids[B, T] i32 or null
   //   -> out[B, T, Hq, hd], lse[B, Hq, T] f32
   void attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
@@ -192,6 +216,8 @@ class Backend {
                                           const TensorView& dx, const TensorView& dw) = 0;
   virtual void rope_impl(const TensorView& x, const TensorView& positions, double theta,
                          const TensorView& y, bool backward) = 0;
+  // The default: the backend has one attention implementation, named by name().
+  virtual AttentionChoice choose_attention_impl(const AttentionRequest& request);
   virtual void attention_forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
                                       const TensorView* doc_ids, const TensorView& out,
                                       const TensorView& lse) = 0;

@@ -4,12 +4,16 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <cstring>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "core/cuda/check.h"
 #include "core/cuda/device.h"
 #include "core/kernels/cuda/attention.h"
+#include "core/kernels/cuda/attention_cudnn.h"
 #include "core/kernels/cuda/cross_entropy.h"
 #include "core/kernels/cuda/elementwise.h"
 #include "core/kernels/cuda/embedding.h"
@@ -273,17 +277,55 @@ class CudaBackend final : public Backend {
                bf_mut(y), stream_);
   }
 
+  AttentionChoice choose_attention_impl(const AttentionRequest& request) override {
+    use_cudnn_ = false;
+    if (request.kernels == "flash") return {"flash", "", false};
+    if (!cudnn_tried_) {
+      cudnn_tried_ = true;
+      cudnn_ = cuda::make_cudnn_attention(&cudnn_missing_);
+    }
+    // Asked for by name, or present but unusable (too old, refusing the shape): a warning.
+    if (!cudnn_)
+      return {"flash", "cuDNN: " + cudnn_missing_,
+              request.kernels == "cudnn" || cuda::cudnn_in_build()};
+    const cuda::AttentionDims d{request.batch, request.seq, request.q_heads, request.kv_heads,
+                                request.head_dim};
+    std::string why_not;
+    if (!cudnn_->supports(d, request.documents, &why_not))
+      return {"flash", "cuDNN: " + why_not, true};
+    use_cudnn_ = true;
+    return {cudnn_->name(), "", false};
+  }
+
+  // Whether cuDNN runs this call: chosen for the stage, and taking its shape (a shape the stage's
+  // choice did not see is built now; one cuDNN refuses runs the flash kernels, said once).
+  bool cudnn_takes(const cuda::AttentionDims& d, bool documents) {
+    if (!use_cudnn_) return false;
+    std::string why_not;
+    if (cudnn_->supports(d, documents, &why_not)) return true;
+    if (cudnn_warnings_.insert(why_not).second)
+      std::fprintf(stderr, "warning: attention runs the flash kernels here: cuDNN: %s\n",
+                   why_not.c_str());
+    return false;
+  }
+
   void attention_forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
                               const TensorView* doc_ids, const TensorView& out,
                               const TensorView& lse) override {
-    cuda::attention_forward(dims_of(q, k), bf(q), bf(k), bf(v), doc_ids ? i32(*doc_ids) : nullptr,
-                            bf_mut(out), f32_mut(lse), stream_);
+    const cuda::AttentionDims d = dims_of(q, k);
+    if (cudnn_takes(d, doc_ids != nullptr))
+      return cudnn_->forward(d, bf(q), bf(k), bf(v), bf_mut(out), f32_mut(lse), stream_);
+    cuda::attention_forward(d, bf(q), bf(k), bf(v), doc_ids ? i32(*doc_ids) : nullptr, bf_mut(out),
+                            f32_mut(lse), stream_);
   }
   void attention_backward_impl(const TensorView& dout, const TensorView& q, const TensorView& k,
                                const TensorView& v, const TensorView& out, const TensorView& lse,
                                const TensorView* doc_ids, const TensorView& dq,
                                const TensorView& dk, const TensorView& dv) override {
     const cuda::AttentionDims d = dims_of(q, k);
+    if (cudnn_takes(d, doc_ids != nullptr))
+      return cudnn_->backward(d, bf(dout), bf(q), bf(k), bf(v), bf(out), lse.as<const float>(),
+                              bf_mut(dq), bf_mut(dk), bf_mut(dv), stream_);
     void* workspace = scratch(cuda::attention_backward_workspace_bytes(d));
     cuda::attention_backward(d, bf(dout), bf(q), bf(k), bf(v), bf(out), lse.as<const float>(),
                              doc_ids ? i32(*doc_ids) : nullptr, workspace, bf_mut(dq), bf_mut(dk),
@@ -384,6 +426,11 @@ class CudaBackend final : public Backend {
   cudaEvent_t main_reached_ = nullptr, side_reached_ = nullptr;
   std::unique_ptr<cuda::LtGemm> gemm_;
   std::unique_ptr<DeviceBuffer> id_record_, sum_result_, scratch_;
+  // cuDNN's fused attention: made at the first choose_attention that wants it.
+  std::unique_ptr<cuda::CudnnAttention> cudnn_;
+  bool cudnn_tried_ = false, use_cudnn_ = false;
+  std::string cudnn_missing_;             // why cudnn_ is null
+  std::set<std::string> cudnn_warnings_;  // said once each
 };
 
 }  // namespace

@@ -35,6 +35,14 @@ write_run "$WORK/resumed.yaml" "$WORK/compare/data" "$WORK/resumed"
 settings=(--set backend=cuda --set stages.2.batch_tokens=1536)
 mpi 2 "$WORK/resumed1.log" "$WORK/resumed.yaml" "${settings[@]}" --stop-at-step 13
 [[ $status -eq 0 ]] || { fail "stop at 13: status $status"; tail -30 "$WORK/resumed1.log"; finish; }
+# attention: auto (the stages' default) on a build without cuDNN: our kernels, the reason in the
+# banner, no warning (nothing was asked for by name).
+if grep -q "; attention: flash (cuDNN: this build has no cuDNN" "$WORK/resumed1.log" &&
+  ! grep -q "warning: stage .* asked for attention" "$WORK/resumed1.log"; then
+  pass "stage banner: attention: flash, with why not cuDNN"
+else
+  fail "stage banner lacks 'attention: flash (cuDNN: ...)', or warns: $(grep -m1 "stage 1/3" "$WORK/resumed1.log")"
+fi
 mpi 2 "$WORK/resumed2.log" "$WORK/resumed.yaml" "${settings[@]}" --stop-at-step 30
 grep -q "resuming from .*step-00000013" "$WORK/resumed2.log" || fail "did not resume from step 13"
 mpi 2 "$WORK/resumed3.log" "$WORK/resumed.yaml" "${settings[@]}"

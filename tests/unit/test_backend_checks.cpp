@@ -93,4 +93,21 @@ TEST(BackendMemory, ABufferMayOutliveItsBackend) {
   SUCCEED();
 }
 
+// The CPU backend has one attention implementation: it is what runs whatever a stage asks, said
+// in the note when the stage named other kernels; an unknown name is refused.
+TEST(BackendChecks, AttentionChoiceOnTheCpuIsItsOnlyImplementation) {
+  auto backend = qwen3::make_cpu_backend();
+  qwen3::AttentionRequest request{"auto", 2, 64, 4, 2, 16, true};
+  const qwen3::AttentionChoice automatic = backend->choose_attention(request);
+  EXPECT_EQ(automatic.kernels, "cpu");
+  EXPECT_EQ(automatic.note, "");
+  request.kernels = "cudnn";
+  const qwen3::AttentionChoice named = backend->choose_attention(request);
+  EXPECT_EQ(named.kernels, "cpu");
+  EXPECT_EQ(named.note, "the cpu backend has one attention implementation");
+  EXPECT_FALSE(named.warn);
+  request.kernels = "Flash";
+  EXPECT_THROW(backend->choose_attention(request), qwen3::Error);
+}
+
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "core/cuda/memory.h"
 #include "core/kernels/cpu/attention.h"
 #include "core/kernels/cuda/attention.h"
+#include "core/kernels/cuda/attention_cudnn.h"
+#include "core/ops/cuda_backend.h"
 #include "core/tensor/bf16.h"
 #include "core/util/error.h"
 #include "core/util/rng.h"
@@ -42,6 +45,23 @@ constexpr double kLseTolerance = 1e-4;   // fp32 output
       GTEST_SKIP() << "no CUDA device here (" << qwen3::cuda::no_device_reason() \
                    << "); this test runs on a GPU machine";                      \
     qwen3::cuda::select_device_for_local_rank(0);                                \
+  } while (0)
+
+// cuDNN's attention where this build and machine have it, else null with why_not set.
+qwen3::cuda::CudnnAttention* cudnn_attention(std::string* why_not) {
+  static std::string why;
+  static const std::unique_ptr<qwen3::cuda::CudnnAttention> attention =
+      qwen3::cuda::make_cudnn_attention(&why);
+  *why_not = why;
+  return attention.get();
+}
+
+#define SKIP_WITHOUT_CUDNN()                                      \
+  do {                                                            \
+    SKIP_WITHOUT_GPU();                                           \
+    std::string why_;                                             \
+    if (cudnn_attention(&why_) == nullptr)                        \
+      GTEST_SKIP() << "no cuDNN attention here (" << why_ << ")"; \
   } while (0)
 
 // Values rounded to bf16: the bits to upload and the same values as floats for the reference.
@@ -103,6 +123,7 @@ struct Problem {
   std::vector<int32_t> docs;  // [batch, seq], empty for none
   Bf16Values q, k, v, dout;
   DeviceMemory q_dev, k_dev, v_dev, dout_dev, docs_dev;
+  qwen3::cuda::CudnnAttention* cudnn = nullptr;  // run cuDNN's attention instead of ours
 
   Problem(const AttentionDims& dims, std::vector<int32_t> doc_ids)
       : d(dims), docs(std::move(doc_ids)) {
@@ -128,8 +149,12 @@ struct Problem {
     DeviceMemory out_dev = upload(std::vector<uint16_t>(q_elems(), kBf16NaN));
     DeviceMemory lse_dev = upload(
         std::vector<float>(d.batch * d.q_heads * d.seq, std::numeric_limits<float>::quiet_NaN()));
-    qwen3::cuda::attention_forward(d, bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), docs_ptr(),
-                                   bf16s(out_dev), static_cast<float*>(lse_dev.data()), nullptr);
+    if (cudnn != nullptr)
+      cudnn->forward(d, bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), bf16s(out_dev),
+                     static_cast<float*>(lse_dev.data()), nullptr);
+    else
+      qwen3::cuda::attention_forward(d, bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), docs_ptr(),
+                                     bf16s(out_dev), static_cast<float*>(lse_dev.data()), nullptr);
     qwen3::cuda::synchronize_device();
     *out = download<uint16_t>(out_dev);
     *lse = download<float>(lse_dev);
@@ -146,10 +171,15 @@ struct Problem {
     ASSERT_GE(workspace_bytes, size_t(d.batch * d.q_heads * d.seq) * sizeof(float));
     DeviceMemory workspace = upload(std::vector<float>(workspace_bytes / sizeof(float),
                                                        std::numeric_limits<float>::quiet_NaN()));
-    qwen3::cuda::attention_backward(d, bf16s(dout_dev), bf16s(q_dev), bf16s(k_dev), bf16s(v_dev),
-                                    bf16s(out_dev), static_cast<const float*>(lse_dev.data()),
-                                    docs_ptr(), workspace.data(), bf16s(dq_dev), bf16s(dk_dev),
-                                    bf16s(dv_dev), nullptr);
+    if (cudnn != nullptr)
+      cudnn->backward(d, bf16s(dout_dev), bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), bf16s(out_dev),
+                      static_cast<const float*>(lse_dev.data()), bf16s(dq_dev), bf16s(dk_dev),
+                      bf16s(dv_dev), nullptr);
+    else
+      qwen3::cuda::attention_backward(d, bf16s(dout_dev), bf16s(q_dev), bf16s(k_dev), bf16s(v_dev),
+                                      bf16s(out_dev), static_cast<const float*>(lse_dev.data()),
+                                      docs_ptr(), workspace.data(), bf16s(dq_dev), bf16s(dk_dev),
+                                      bf16s(dv_dev), nullptr);
     qwen3::cuda::synchronize_device();
     *dq = download<uint16_t>(dq_dev);
     *dk = download<uint16_t>(dk_dev);
@@ -168,8 +198,10 @@ void expect_close(const char* name, const std::vector<float>& ref, const std::ve
 
 // Forward against the CPU reference, then backward against it on the reference's out (rounded to
 // bf16, as the GPU stores it) and lse, so each pass is checked on its own.
-void check_against_reference(const AttentionDims& d, const std::vector<int32_t>& docs) {
+void check_against_reference(const AttentionDims& d, const std::vector<int32_t>& docs,
+                             qwen3::cuda::CudnnAttention* cudnn = nullptr) {
   Problem p(d, docs);
+  p.cudnn = cudnn;
   const int32_t* ref_docs = docs.empty() ? nullptr : docs.data();
   std::vector<float> ref_out(p.q_elems()), ref_lse(d.batch * d.q_heads * d.seq);
   qwen3::cpu::attention_forward<float>(p.shape(), p.q.values.data(), p.k.values.data(),
@@ -272,6 +304,81 @@ TEST(CudaAttention, RepeatedRunsAreBitIdentical) {
   EXPECT_EQ(dq1, dq2);
   EXPECT_EQ(dk1, dk2);
   EXPECT_EQ(dv1, dv2);
+}
+
+// cuDNN's fused attention (where installed, >= 9.25) against the same reference: dense causal
+// rows (document masking is refused, and the backend runs ours for it), GQA 1, 2 and 4, head_dim
+// 32, 64 and 128, sequences ending mid-tile, and bit-identical reruns (its deterministic backward).
+TEST(CudnnAttention, CausalAgainstTheCpuReference) {
+  SKIP_WITHOUT_CUDNN();
+  std::string why_not;
+  qwen3::cuda::CudnnAttention* cudnn = cudnn_attention(&why_not);
+  for (const AttentionDims& d : {AttentionDims{2, 300, 16, 8, 128}, AttentionDims{1, 257, 4, 1, 64},
+                                 AttentionDims{2, 130, 3, 3, 32}}) {
+    ASSERT_TRUE(cudnn->supports(d, false, &why_not)) << why_not;
+    check_against_reference(d, {}, cudnn);
+  }
+}
+
+TEST(CudnnAttention, RepeatedRunsAreBitIdentical) {
+  SKIP_WITHOUT_CUDNN();
+  std::string why_not;
+  Problem p({2, 300, 16, 8, 128}, {});
+  p.cudnn = cudnn_attention(&why_not);
+  ASSERT_TRUE(p.cudnn->supports(p.d, false, &why_not)) << why_not;
+  std::vector<uint16_t> out1, out2, dq1, dk1, dv1, dq2, dk2, dv2;
+  std::vector<float> lse1, lse2;
+  p.forward(&out1, &lse1);
+  p.forward(&out2, &lse2);
+  EXPECT_EQ(out1, out2);
+  EXPECT_EQ(lse1, lse2);
+  p.backward(out1, lse1, &dq1, &dk1, &dv1);
+  p.backward(out1, lse1, &dq2, &dk2, &dv2);
+  EXPECT_EQ(dq1, dq2);
+  EXPECT_EQ(dk1, dk2);
+  EXPECT_EQ(dv1, dv2);
+}
+
+TEST(CudnnAttention, DocumentMaskingIsRefusedWithAReason) {
+  SKIP_WITHOUT_CUDNN();
+  std::string why_not;
+  EXPECT_FALSE(cudnn_attention(&why_not)->supports({1, 64, 2, 1, 64}, true, &why_not));
+  EXPECT_NE(why_not.find("document masking"), std::string::npos) << why_not;
+}
+
+// The backend's choice for a stage: flash when asked; cuDNN when asked for (or auto) and it takes
+// the shape, else flash with a reason, and a warning where cuDNN exists but cannot serve or was
+// asked for by name.
+TEST(CudaAttention, ChoiceNamesWhatRunsAndWhy) {
+  SKIP_WITHOUT_GPU();
+  const std::unique_ptr<qwen3::Backend> backend = qwen3::make_cuda_backend(0);
+  qwen3::AttentionRequest request{"flash", 2, 256, 16, 8, 128, false};
+  const qwen3::AttentionChoice flash = backend->choose_attention(request);
+  EXPECT_EQ(flash.kernels, "flash");
+  EXPECT_EQ(flash.note, "");
+  EXPECT_FALSE(flash.warn);
+
+  std::string why_not;
+  const bool have_cudnn = cudnn_attention(&why_not) != nullptr;
+  for (const char* kernels : {"auto", "cudnn"}) {
+    request.kernels = kernels;
+    const qwen3::AttentionChoice dense = backend->choose_attention(request);
+    if (have_cudnn) {
+      EXPECT_EQ(dense.kernels.rfind("cudnn ", 0), 0u) << dense.kernels << ": " << dense.note;
+      EXPECT_EQ(dense.note, "");
+    } else {
+      EXPECT_EQ(dense.kernels, "flash");
+      EXPECT_EQ(dense.note, "cuDNN: " + why_not);
+      EXPECT_EQ(dense.warn, request.kernels == "cudnn" || qwen3::cuda::cudnn_in_build());
+    }
+    request.documents = true;
+    const qwen3::AttentionChoice with_documents = backend->choose_attention(request);
+    EXPECT_EQ(with_documents.kernels, "flash");
+    EXPECT_EQ(with_documents.note.rfind("cuDNN: ", 0), 0u) << with_documents.note;
+    request.documents = false;
+  }
+  request.kernels = "fastest";
+  EXPECT_THROW(backend->choose_attention(request), qwen3::Error);
 }
 
 // Double-precision attention for single rows of a batch-1 problem with contiguous documents.

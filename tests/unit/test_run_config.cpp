@@ -66,6 +66,7 @@ TEST_F(RunConfigTest, BudgetsBatchesAndDefaults) {
   EXPECT_EQ(s.optimizer.adamw.grad_bucket_bytes, 25 << 20);
   EXPECT_EQ(run.model_config.hidden_size, 64);
   EXPECT_EQ(run.checkpoint.keep_last, 3);
+  EXPECT_EQ(s.attention, "auto");
 }
 
 TEST_F(RunConfigTest, OverridesReachListsAndNestedMappings) {
@@ -91,7 +92,7 @@ TEST_F(RunConfigTest, OverridesReachListsAndNestedMappings) {
 TEST_F(RunConfigTest, DumpReadsBackToTheSameRun) {
   const RunConfig run = parse_run_config(
       run_text("    optimizer: {schedule: wsd, decay_steps: 3, lr: 0.0003, no_decay: [norm]}\n"
-               "    overlap_grad_reduce: false\n    grad_bucket_mb: 1.5\n"),
+               "    overlap_grad_reduce: false\n    grad_bucket_mb: 1.5\n    attention: flash\n"),
       "run.yaml", {}, 1);
   const std::string dumped = dump_run_config(run);
   const RunConfig again = parse_run_config(dumped, "dumped.yaml", {}, 1);
@@ -101,6 +102,7 @@ TEST_F(RunConfigTest, DumpReadsBackToTheSameRun) {
   EXPECT_NE(dumped.find("lr: 0.0003"), std::string::npos) << dumped;
   EXPECT_FALSE(again.stages[0].optimizer.adamw.overlap_grad_reduce);
   EXPECT_EQ(again.stages[0].optimizer.adamw.grad_bucket_bytes, 3 << 19);
+  EXPECT_EQ(again.stages[0].attention, "flash");
 }
 
 TEST_F(RunConfigTest, ErrorsNameFileLineAndKey) {
@@ -113,6 +115,11 @@ TEST_F(RunConfigTest, ErrorsNameFileLineAndKey) {
     }
     return std::string("(accepted)");
   };
+  EXPECT_NE(message("    attention: fastest\n")
+                .find("run.yaml:12:5: key 'stages.0.attention' 'fastest' is not one of auto, "
+                      "cudnn, flash"),
+            std::string::npos)
+      << message("    attention: fastest\n");
   EXPECT_NE(message("    zero_stage: 3\n")
                 .find("run.yaml:12:5: key 'stages.0.zero_stage' must be "
                       "0, 1 or 2"),
