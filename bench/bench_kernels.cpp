@@ -232,13 +232,24 @@ int main(int argc, char** argv) {
     const double attn_flops = 4.0 * batch * hq * double(seq) * double(seq) * hd / 2;
     const std::string attn_shape =
         std::to_string(batch) + "×" + std::to_string(seq) + ", 16/8 heads";
-    b.time("attention_forward", attn_shape, 0, attn_flops,
-           [&] { be.attention_forward(aq, ak, av, nullptr, ao, alse); });
+    // Ours, then cuDNN's where the backend has it for this shape (the choice a stage's
+    // `attention: auto` makes).
     auto adq = b.tensor(bf, qs, 1, 25), adk = b.tensor(bf, ks, 1, 26),
          adv = b.tensor(bf, ks, 1, 27);
-    // Backward: 5 GEMMs of the forward's size (recomputing S, dV, dP, dQ, dK): 2.5× the FLOPs.
-    b.time("attention_backward", attn_shape, 0, 2.5 * attn_flops,
-           [&] { be.attention_backward(ao, aq, ak, av, ao, alse, nullptr, adq, adk, adv); });
+    for (const char* kernels : {"flash", "cudnn"}) {
+      const AttentionChoice choice = be.choose_attention({kernels, batch, seq, hq, hkv, hd, false});
+      if (choice.kernels == "flash" && std::string(kernels) != "flash") {
+        std::printf("(attention: no cuDNN row: %s)\n", choice.note.c_str());
+        continue;
+      }
+      const std::string tag = " [" + choice.kernels + "]";
+      b.time("attention_forward" + tag, attn_shape, 0, attn_flops,
+             [&] { be.attention_forward(aq, ak, av, nullptr, ao, alse); });
+      // Backward: 5 GEMMs of the forward's size (S, dV, dP, dQ, dK): 2.5× the FLOPs.
+      b.time("attention_backward" + tag, attn_shape, 0, 2.5 * attn_flops,
+             [&] { be.attention_backward(ao, aq, ak, av, ao, alse, nullptr, adq, adk, adv); });
+    }
+    be.choose_attention({"flash", batch, seq, hq, hkv, hd, false});
 
     const int64_t ce_rows = std::min<int64_t>(n, 4096);
     auto logits = b.tensor(bf, {ce_rows, vocab}, 2, 28);

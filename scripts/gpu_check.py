@@ -338,22 +338,27 @@ def markdown_rows(log):
 
 
 def kernels(ctx, limit):
-    """The roofline table at 4K, then the attention kernels alone at 32K."""
+    """The roofline table at 4K, then attention at 4K and 32K beside PyTorch's SDPA."""
     log = ctx.log("kernels")
-    bench = os.path.join(ctx.bin, "qwen3-bench-kernels")
-    out, out_32k = os.path.join(ctx.out, "kernels.json"), os.path.join(ctx.out, "kernels_32k.json")
-    status, _ = run_logged([bench, "--json", out], log, limit * 2 // 3, ctx.env)
-    status_32k, _ = run_logged([bench, "--ops", "attention", "--tokens", "32768", "--seq", "32768",
-                                "--iters", "5", "--json", out_32k], log, limit // 3, ctx.env)
+    out = os.path.join(ctx.out, "kernels.json")
+    out_attention = os.path.join(ctx.out, "attention_vs_sdpa.json")
+    status, _ = run_logged([os.path.join(ctx.bin, "qwen3-bench-kernels"), "--json", out], log,
+                           limit // 2, ctx.env)
+    status_attention, _ = run_logged(
+        [ctx.args.python, os.path.join(ROOT, "bench", "attention_vs_sdpa.py"), "--bench-exe",
+         os.path.join(ctx.bin, "qwen3-bench-kernels"), "--seqs", "4096,32768", "--iters", "5",
+         "--json", out_attention], log, limit // 2, ctx.env)
     rows = markdown_rows(log)
     ctx.tables["kernels"] = rows
     with open(os.path.join(ctx.out, "kernels.md"), "w") as fh:
         fh.write("\n".join(rows) + "\n")
-    figures = {name: json.load(open(path)) for name, path in (("4k", out), ("32k", out_32k))
-               if os.path.exists(path)}
-    return (status == 0 and status_32k == 0,
-            "%d rows timed (OUT/kernels.md)" % sum(not r.startswith("|---") and "| op |" not in r
-                                                   for r in rows), figures)
+    figures = {name: json.load(open(path)) for name, path in
+               (("kernels", out), ("attention_vs_sdpa", out_attention)) if os.path.exists(path)}
+    # Rows that are neither a separator nor the header above one.
+    timed = sum(1 for i, r in enumerate(rows) if not r.startswith("|---") and
+                not (i + 1 < len(rows) and rows[i + 1].startswith("|---")))
+    return (status == 0 and status_attention == 0, "%d rows timed (OUT/kernels.md)" % timed,
+            figures)
 
 
 def train_vs_pytorch(ctx, limit):
@@ -396,8 +401,9 @@ STEPS = [
     Step("cuda_tests", 120, 90, "CUDA unit tests; a skip is a failure", cuda_tests),
     Step("nccl", 120, 90, "tiny curriculum on the CUDA backend over NCCL vs the CPU backend",
          nccl),
-    Step("kernels", 120, None,
-         "qwen3-bench-kernels: the roofline table, and attention alone at 32K", kernels),
+    Step("kernels", 150, None,
+         "qwen3-bench-kernels: the roofline table; attention at 4K and 32K beside PyTorch's "
+         "SDPA (bench/attention_vs_sdpa.py)", kernels),
     Step("train_vs_pytorch", 240, 120,
          "Qwen3-0.6B optimizer step vs transformers + torch.compile (%s; --quick %s)" % (
              BENCH_POINTS[False], BENCH_POINTS[True]), train_vs_pytorch),
