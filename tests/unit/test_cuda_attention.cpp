@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -288,6 +289,69 @@ TEST(CudaAttention, UnsupportedHeadDimIsAnError) {
   } catch (const qwen3::Error& e) {
     EXPECT_NE(std::string(e.what()).find("head_dim 48"), std::string::npos) << e.what();
   }
+}
+
+// Changing every input of one document (q, k, v and the output gradient) leaves the other
+// documents' out, lse, dq, dk and dv bit-identical: masked keys add exactly nothing, whichever
+// tiles the documents share. Forward and backward chained as the model runs them.
+TEST(CudaAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  const AttentionDims d{1, 700, 16, 8, 128};
+  const std::vector<int32_t> docs = documents({{200, 150, 350}}, 5);
+  const int32_t changed_doc = 6;  // tokens 200..349, sharing tiles with both neighbours
+  struct Outputs {
+    std::vector<uint16_t> out, dq, dk, dv;
+    std::vector<float> lse;
+  };
+  auto run = [&](Problem& p) {
+    Outputs o;
+    p.forward(&o.out, &o.lse);
+    p.backward(o.out, o.lse, &o.dq, &o.dk, &o.dv);
+    return o;
+  };
+  Problem original(d, docs);
+  Problem changed(d, docs);
+  const Bf16Values other_q = random_bf16(changed.q_elems(), 11);
+  const Bf16Values other_kv = random_bf16(changed.kv_elems(), 12);
+  for (int64_t i = 0; i < d.seq; ++i) {
+    if (docs[size_t(i)] != changed_doc) continue;
+    for (int64_t e = i * d.q_heads * d.head_dim; e < (i + 1) * d.q_heads * d.head_dim; ++e) {
+      changed.q.bits[size_t(e)] = other_q.bits[size_t(e)];
+      changed.dout.bits[size_t(e)] = other_q.bits[size_t(changed.q_elems() - 1 - e)];
+    }
+    for (int64_t e = i * d.kv_heads * d.head_dim; e < (i + 1) * d.kv_heads * d.head_dim; ++e) {
+      changed.k.bits[size_t(e)] = other_kv.bits[size_t(e)];
+      changed.v.bits[size_t(e)] = other_kv.bits[size_t(changed.kv_elems() - 1 - e)];
+    }
+  }
+  changed.q_dev = upload(changed.q.bits);
+  changed.k_dev = upload(changed.k.bits);
+  changed.v_dev = upload(changed.v.bits);
+  changed.dout_dev = upload(changed.dout.bits);
+  const Outputs before = run(original), after = run(changed);
+  // Per token: [seq, heads, head_dim] rows for out and the gradients, [heads, seq] for lse.
+  auto compare = [&](const char* name, const auto& x, const auto& y, bool head_major) {
+    const size_t per_token = x.size() / size_t(d.seq);
+    int64_t same = 0, changed_in_doc = 0;
+    for (size_t e = 0; e < x.size(); ++e) {
+      const size_t token = head_major ? e % size_t(d.seq) : e / per_token;
+      const bool equal = std::memcmp(&x[e], &y[e], sizeof(x[e])) == 0;
+      if (docs[token] == changed_doc) {
+        changed_in_doc += !equal;
+      } else {
+        same += equal;
+        EXPECT_TRUE(equal) << name << " element " << e << " (token " << token << ")";
+        if (!equal) return;
+      }
+    }
+    EXPECT_GT(same, 0) << name;
+    EXPECT_GT(changed_in_doc, 0) << name << ": the changed document's values did not change";
+  };
+  compare("out", before.out, after.out, false);
+  compare("lse", before.lse, after.lse, true);
+  compare("dq", before.dq, after.dq, false);
+  compare("dk", before.dk, after.dk, false);
+  compare("dv", before.dv, after.dv, false);
 }
 
 TEST(CudaAttention, RepeatedRunsAreBitIdentical) {
