@@ -147,6 +147,10 @@ void Qwen3Model::ensure_activations(int64_t batch, int64_t seq) {
   }
   acts_layout_ =
       std::make_unique<ActivationLayout>(config_, batch, seq, backend_.storage_dtype(), memory_);
+  // A smaller shape (an evaluation's last micro-batch) lays out inside the buffer it has: an
+  // allocation here would be a cudaFree and cudaMalloc inside a step, and cudaFree waits for the
+  // whole device.
+  if (acts_ && acts_->bytes() >= acts_layout_->total_bytes()) return;
   acts_.reset();  // free the old buffer before allocating the new one
   acts_ = backend_.allocate(acts_layout_->total_bytes());
 }

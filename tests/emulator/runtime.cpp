@@ -104,7 +104,16 @@ const char* cudaGetErrorString(cudaError_t error) {
   return "unknown error";
 }
 
+namespace {
+size_t allocation_calls = 0;
+}  // namespace
+
+size_t qwen3::emulator::device_allocation_calls() {
+  return allocation_calls;
+}
+
 cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+  ++allocation_calls;
   if (pointer == nullptr) return record(cudaErrorInvalidValue);
   try {
     *pointer = qwen3::emulator::allocate_device_memory(bytes);
@@ -115,6 +124,7 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
 }
 
 cudaError_t cudaFree(void* pointer) {
+  ++allocation_calls;
   if (pointer == nullptr) return cudaSuccess;
   qwen3::emulator::run_all_queued_work();  // queued work may still use the memory
   try {

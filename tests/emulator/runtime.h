@@ -178,6 +178,9 @@ bool enqueue(cudaStream_t stream, std::function<void()> work);
 bool run_stream(cudaStream_t stream);
 void run_all_queued_work();
 size_t queued_operations();  // on all streams, waits included
+// cudaMalloc and cudaFree calls so far, successful or not (the tests' own DeviceArrays allocate
+// without them): what a step that should not allocate must leave unchanged.
+size_t device_allocation_calls();
 
 // Planted bugs, for the tests that show what the latest order catches. Dropped waits:
 // cudaStreamWaitEvent on `stream` returns success and orders nothing. Skipped synchronisations:

@@ -17,6 +17,7 @@
 #include "parallel/communicator.h"
 #include "parallel/nccl_communicator.h"
 #include "parallel/zero_adamw.h"
+#include "tests/common/tiny_model.h"
 #include "tests/emulator/runtime.h"
 #include "trainer/train_step.h"
 
@@ -25,10 +26,6 @@ namespace {
 
 using emulator::ScopedStreamOrder;
 using emulator::StreamOrder;
-
-ModelConfig tiny_config() {
-  return load_model_config(std::string(QWEN3_SOURCE_DIR) + "/configs/models/tiny.yaml");
-}
 
 // Random tokens, each one's target the next token.
 Batch random_batch(int64_t rows, int64_t seq, int64_t vocab, uint64_t seed) {
@@ -47,7 +44,7 @@ Batch random_batch(int64_t rows, int64_t seq, int64_t vocab, uint64_t seed) {
 // Two steps of the tiny model, two micro-batches each, the gradient reduction in small buckets on
 // the side stream overlapping the backward pass; the parameters after them.
 std::vector<float> train_two_steps(Backend& backend, Communicator& comm, int zero_stage) {
-  const ModelConfig config = tiny_config();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
   Qwen3Model model(config, backend, ShardLayout::flat_multiple(comm.size()));
   model.init_weights(5);
   SingleRankCommunicator host;

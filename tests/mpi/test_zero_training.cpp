@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../common/synthetic_batch.h"
+#include "../common/tiny_model.h"
 #include "core/model/qwen3_model.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/zero_adamw.h"
@@ -41,10 +42,6 @@ constexpr double kLr = 1e-3;
 constexpr double kWeightTolerance = 2e-5;
 constexpr double kWeightRelativeL2Tolerance = 5e-5;
 constexpr double kLossTolerance = 1e-5;
-
-ModelConfig tiny_config() {
-  return load_model_config(std::string(QWEN3_SOURCE_DIR) + "/configs/models/tiny.yaml");
-}
 
 struct RunResult {
   std::vector<float> params;
@@ -64,7 +61,8 @@ AdamWOptions options_for(int stage, double grad_clip) {
 }
 
 RunResult train(Communicator& comm, const AdamWOptions& options, int micro_batches,
-                int steps = kSteps, uint64_t seed = 5, const ModelConfig& config = tiny_config()) {
+                int steps = kSteps, uint64_t seed = 5,
+                const ModelConfig& config = qwen3::test_data::tiny_model_config()) {
   comm.reset_stats();
   auto backend = make_cpu_backend();
   Qwen3Model model(config, *backend, ShardLayout::flat_multiple(comm.size()));
@@ -127,7 +125,7 @@ TEST_P(ZeroTraining, MatchesOneRankTrainingOnTheSameGlobalBatch) {
   double max_diff = 0.0, max_update = 0.0, diff_sq = 0.0, update_sq = 0.0;
   const std::vector<float> init = [] {
     auto be = make_cpu_backend();
-    Qwen3Model m(tiny_config(), *be);
+    Qwen3Model m(qwen3::test_data::tiny_model_config(), *be);
     m.init_weights(5);
     return m.params_to_host();
   }();
@@ -191,7 +189,7 @@ INSTANTIATE_TEST_SUITE_P(Stages, ZeroMemory, ::testing::Values(0, 1, 2),
 
 TEST(ZeroTrainingFaults, NonFiniteGradientSkipsTheUpdateOnEveryRank) {
   auto comm = MpiCommunicator::world();
-  const ModelConfig config = tiny_config();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
   auto backend = make_cpu_backend();
   Qwen3Model model(config, *backend, ShardLayout::flat_multiple(comm->size()));
   model.init_weights(3);
@@ -220,7 +218,7 @@ TEST(ZeroTrainingFaults, WrongBufferSizeIsAClearError) {
   auto comm = MpiCommunicator::world();
   if (comm->size() == 1) GTEST_SKIP() << "one rank needs no padding";
   auto backend = make_cpu_backend();
-  Qwen3Model model(tiny_config(), *backend);  // not padded for the ranks
+  Qwen3Model model(qwen3::test_data::tiny_model_config(), *backend);  // not padded for the ranks
   if (model.padded_size() % ShardLayout::flat_multiple(comm->size()) == 0)
     GTEST_SKIP() << "the tiny model happens to divide evenly";
   try {
@@ -246,7 +244,7 @@ constexpr double kOverlapLossTolerance = 1e-6;
 constexpr double kOverlapWeightTolerance = 1e-5;
 
 ModelConfig four_layer_config() {
-  ModelConfig config = tiny_config();
+  ModelConfig config = qwen3::test_data::tiny_model_config();
   config.num_hidden_layers = 4;
   return config;
 }
@@ -342,7 +340,7 @@ INSTANTIATE_TEST_SUITE_P(
 // collective after the backward, with overlap_grad_reduce on: the same step as with it off.
 TEST(ZeroOverlapUnwired, WithoutTheHookTheReductionIsOneCollective) {
   auto comm = MpiCommunicator::world();
-  const ModelConfig config = tiny_config();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
   for (int stage : {0, 1, 2}) {
     AdamWOptions options = options_for(stage, 0.5);
     options.overlap_grad_reduce = false;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../common/normalised_error.h"
+#include "../common/tiny_model.h"
 #include "core/cuda/device.h"
 #include "core/model/qwen3_model.h"
 #include "core/ops/cuda_backend.h"
@@ -40,10 +41,6 @@ using qwen3::test_data::normalised_error;
       GTEST_SKIP() << "the CUDA model is not tested here: " << reason_; \
   } while (0)
 
-ModelConfig tiny_config() {
-  return load_model_config(std::string(QWEN3_SOURCE_DIR) + "/configs/models/tiny.yaml");
-}
-
 // A learnable task, so that the loss curve has a shape to follow: the target of token t is
 // (7t + 3) mod vocab, with one position in eight ignored.
 Batch learnable_batch(int64_t rows, int64_t seq, int64_t vocab, int64_t step) {
@@ -68,7 +65,7 @@ Batch learnable_batch(int64_t rows, int64_t seq, int64_t vocab, int64_t step) {
 // every layer, fp32 accumulation).
 TEST(CudaModel, LossAndGradientsMatchTheCpuReference) {
   SKIP_WITHOUT_GPU();
-  const ModelConfig config = tiny_config();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
   auto gpu = make_cuda_backend(0);
   auto cpu = make_cpu_backend();
   Qwen3Model gpu_model(config, *gpu), cpu_model(config, *cpu);
@@ -110,7 +107,7 @@ struct Curve {
 // kTrainingSteps AdamW steps of the tiny model, 8 rows of 64 tokens per step, ZeRO stage 1 over one
 // rank (or as `options` say).
 Curve train_tiny(Backend& backend, Communicator& comm, AdamWOptions options = {}) {
-  const ModelConfig config = tiny_config();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
   Qwen3Model model(config, backend, ShardLayout::flat_multiple(comm.size()));
   model.init_weights(9);
   SingleRankCommunicator host;
@@ -201,7 +198,7 @@ TEST(CudaModel, TwoRunsAreBitIdentical) {
 // first bad one, naming the op, and the backend stays usable.
 TEST(CudaModel, BadTokenIdIsReportedAtTheNextSynchronisation) {
   SKIP_WITHOUT_GPU();
-  const ModelConfig config = tiny_config();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
   auto gpu = make_cuda_backend(0);
   Qwen3Model model(config, *gpu);
   model.init_weights(1);

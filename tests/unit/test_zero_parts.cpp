@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "../common/tiny_model.h"
 #include "core/model/param_layout.h"
 #include "core/ops/backend.h"
 #include "core/util/error.h"
@@ -19,10 +20,6 @@
 namespace {
 
 using namespace qwen3;
-
-ModelConfig tiny_config() {
-  return load_model_config(std::string(QWEN3_SOURCE_DIR) + "/configs/models/tiny.yaml");
-}
 
 TEST(ShardLayout, ShardsTileThePaddedBufferForAnyRankCount) {
   for (int64_t flat : {int64_t(1), int64_t(64), int64_t(1000), int64_t(596049920), int64_t(12345)})
@@ -45,7 +42,7 @@ TEST(ShardLayout, ShardsTileThePaddedBufferForAnyRankCount) {
 }
 
 TEST(DecayRule, DefaultLeavesNormsAndTheEmbeddingUndecayed) {
-  ModelConfig untied = tiny_config();
+  ModelConfig untied = qwen3::test_data::tiny_model_config();
   untied.tie_word_embeddings = false;
   const ParamLayout layout(untied);
   const DecayRule rule;
@@ -60,7 +57,7 @@ TEST(DecayRule, DefaultLeavesNormsAndTheEmbeddingUndecayed) {
 }
 
 TEST(DecayRule, GlobsSelectByName) {
-  const ParamLayout layout(tiny_config());
+  const ParamLayout layout(qwen3::test_data::tiny_model_config());
   DecayRule rule;
   rule.no_decay = {"model.layers.*.mlp.*", "norm"};
   EXPECT_FALSE(decays(rule, layout.find("model.layers.1.mlp.up_proj.weight")));
@@ -136,7 +133,7 @@ class ZeroAdamWSteps : public ::testing::Test {
 
   std::unique_ptr<Backend> backend = make_cpu_backend();
   SingleRankCommunicator comm;
-  ParamLayout layout{tiny_config()};
+  ParamLayout layout{qwen3::test_data::tiny_model_config()};
   ShardLayout shard{layout.flat_size(), 1, 0};
   std::unique_ptr<Buffer> params = backend->allocate(size_t(shard.padded_size) * sizeof(float));
   std::unique_ptr<Buffer> grads = backend->allocate(size_t(shard.padded_size) * sizeof(float));
