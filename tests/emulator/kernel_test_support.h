@@ -8,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "tests/emulator/bf16.h"
 #include "tests/emulator/device_memory.h"
+#include "tests/emulator/emulator.h"
 
 namespace qwen3::emulator_test {
 
@@ -84,5 +87,20 @@ using Outputs = std::map<std::string, std::vector<float>>;
 // race, or a result that depends on the order of threads or blocks. Returns the forward
 // schedule's outputs.
 Outputs same_under_every_schedule(const std::function<Outputs()>& run);
+
+// Runs `statement` (and the queued work it leaves), expecting a KernelFault whose message
+// contains every one of `parts`.
+template <class Statement>
+void expect_fault(Statement statement, const std::vector<std::string>& parts) {
+  try {
+    statement();
+    cudaDeviceSynchronize();  // a queued kernel faults when it runs
+    ADD_FAILURE() << "no KernelFault";
+  } catch (const emulator::KernelFault& fault) {
+    const std::string message = fault.what();
+    for (const std::string& part : parts)
+      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+  }
+}
 
 }  // namespace qwen3::emulator_test

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "core/util/error.h"
 #include "core/util/rng.h"
 #include "tests/common/attention_documents.h"
+#include "tests/common/document_isolation.h"
 #include "tests/emulator/kernel_test_support.h"
 
 namespace qwen3::emulator_test {
@@ -203,40 +203,14 @@ TEST(EmulatedAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
   };
   const Problem original(d, docs);
   Problem changed = original;
-  const Bf16Values other_q = random_bf16(changed.q_elems(), 11, 3.0);
-  const Bf16Values other_kv = random_bf16(changed.kv_elems(), 12, 3.0);
-  for (int64_t i = 0; i < d.seq; ++i) {
-    if (docs[size_t(i)] != changed_doc) continue;
-    for (int64_t e = i * d.q_heads * d.head_dim; e < (i + 1) * d.q_heads * d.head_dim; ++e) {
-      changed.q.bits[size_t(e)] = other_q.bits[size_t(e)];
-      changed.dout.bits[size_t(e)] = other_q.bits[size_t(changed.q_elems() - 1 - e)];
-    }
-    for (int64_t e = i * d.kv_heads * d.head_dim; e < (i + 1) * d.kv_heads * d.head_dim; ++e) {
-      changed.k.bits[size_t(e)] = other_kv.bits[size_t(e)];
-      changed.v.bits[size_t(e)] = other_kv.bits[size_t(changed.kv_elems() - 1 - e)];
-    }
-  }
+  qwen3::test_data::change_document(
+      docs, changed_doc, d.q_heads * d.head_dim, d.kv_heads * d.head_dim, changed.q.bits,
+      changed.k.bits, changed.v.bits, changed.dout.bits,
+      random_bf16(changed.q_elems(), 11, 3.0).bits, random_bf16(changed.kv_elems(), 12, 3.0).bits);
   const Outputs before = run(original), after = run(changed);
-  for (const auto& [name, values] : before) {
-    const bool per_row = name == "lse";  // [batch, heads, seq]; the others [batch, seq, ...]
-    const size_t per_token = values.size() / size_t(d.seq);
-    int64_t compared = 0, differing_in_changed = 0;
-    for (size_t e = 0; e < values.size(); ++e) {
-      const int64_t token = per_row ? int64_t(e % size_t(d.seq)) : int64_t(e / per_token);
-      const bool in_changed = docs[size_t(token)] == changed_doc;
-      uint32_t x, y;
-      std::memcpy(&x, &values[e], 4);
-      std::memcpy(&y, &after.at(name)[e], 4);
-      if (in_changed) {
-        differing_in_changed += x != y;
-      } else {
-        ++compared;
-        EXPECT_EQ(x, y) << name << " element " << e << " (token " << token << ")";
-      }
-    }
-    EXPECT_GT(compared, 0) << name;
-    EXPECT_GT(differing_in_changed, 0) << name << ": the changed document's values did not change";
-  }
+  for (const auto& [name, values] : before)
+    qwen3::test_data::expect_only_document_changed(name, docs, changed_doc, values, after.at(name),
+                                                   name == "lse");
 }
 
 TEST(EmulatedAttention, UnsupportedHeadDimIsAnError) {

@@ -21,6 +21,7 @@ using qwen3::emulator::KernelFault;
 using qwen3::emulator::Schedule;
 using qwen3::emulator::ScopedSchedule;
 using qwen3::emulator_test::DeviceArray;
+using qwen3::emulator_test::expect_fault;
 namespace probes = qwen3::emulator_probes;
 
 constexpr uint32_t kPoisonBits = 0xFFFFFFFFu;
@@ -36,20 +37,6 @@ std::vector<float> iota_floats(int n) {
   for (int i = 0; i < n; ++i)
     values[size_t(i)] = float(i) * 0.5f + 1.0f;
   return values;
-}
-
-// Runs `statement`, expecting a KernelFault whose message contains every one of `parts`.
-template <class Statement>
-void expect_fault(Statement statement, const std::vector<std::string>& parts) {
-  try {
-    statement();
-    cudaDeviceSynchronize();  // a queued kernel faults when it runs
-    ADD_FAILURE() << "no KernelFault";
-  } catch (const KernelFault& fault) {
-    const std::string message = fault.what();
-    for (const std::string& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
 }
 
 TEST(Emulator, BarrierOrdersSharedMemoryUnderEverySchedule) {

@@ -30,21 +30,9 @@ using qwen3::emulator::kAllSchedules;
 using qwen3::emulator::KernelFault;
 using qwen3::emulator::ScopedSchedule;
 using qwen3::emulator_test::DeviceArray;
+using qwen3::emulator_test::expect_fault;
 namespace probes = qwen3::emulator_probes;
 using probes::CpAsyncCase;
-
-template <class Statement>
-void expect_fault(Statement statement, const std::vector<std::string>& parts) {
-  try {
-    statement();
-    cudaDeviceSynchronize();
-    ADD_FAILURE() << "no KernelFault";
-  } catch (const KernelFault& fault) {
-    const std::string message = fault.what();
-    for (const std::string& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
-}
 
 uint16_t bf16_bits(float value) {
   return qwen3::float_to_bf16_bits(value);

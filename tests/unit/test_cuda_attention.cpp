@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "../common/attention_documents.h"
+#include "../common/document_isolation.h"
 #include "../common/normalised_error.h"
 #include "core/cuda/device.h"
 #include "core/cuda/memory.h"
@@ -309,54 +309,26 @@ TEST(CudaAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
     p.backward(o.out, o.lse, &o.dq, &o.dk, &o.dv);
     return o;
   };
-  Problem original(d, docs);
-  Problem changed(d, docs);
-  const Bf16Values other_q = random_bf16(changed.q_elems(), 11);
-  const Bf16Values other_kv = random_bf16(changed.kv_elems(), 12);
-  for (int64_t i = 0; i < d.seq; ++i) {
-    if (docs[size_t(i)] != changed_doc) continue;
-    for (int64_t e = i * d.q_heads * d.head_dim; e < (i + 1) * d.q_heads * d.head_dim; ++e) {
-      changed.q.bits[size_t(e)] = other_q.bits[size_t(e)];
-      changed.dout.bits[size_t(e)] = other_q.bits[size_t(changed.q_elems() - 1 - e)];
-    }
-    for (int64_t e = i * d.kv_heads * d.head_dim; e < (i + 1) * d.kv_heads * d.head_dim; ++e) {
-      changed.k.bits[size_t(e)] = other_kv.bits[size_t(e)];
-      changed.v.bits[size_t(e)] = other_kv.bits[size_t(changed.kv_elems() - 1 - e)];
-    }
-  }
+  Problem original(d, docs), changed(d, docs);
+  qwen3::test_data::change_document(
+      docs, changed_doc, d.q_heads * d.head_dim, d.kv_heads * d.head_dim, changed.q.bits,
+      changed.k.bits, changed.v.bits, changed.dout.bits, random_bf16(changed.q_elems(), 11).bits,
+      random_bf16(changed.kv_elems(), 12).bits);
   changed.q_dev = upload(changed.q.bits);
   changed.k_dev = upload(changed.k.bits);
   changed.v_dev = upload(changed.v.bits);
   changed.dout_dev = upload(changed.dout.bits);
   const Outputs before = run(original), after = run(changed);
-  // Per token: [seq, heads, head_dim] rows for out and the gradients, [heads, seq] for lse.
-  auto compare = [&](const char* name, const auto& x, const auto& y, bool head_major) {
-    const size_t per_token = x.size() / size_t(d.seq);
-    int64_t same = 0, changed_in_doc = 0;
-    for (size_t e = 0; e < x.size(); ++e) {
-      const size_t token = head_major ? e % size_t(d.seq) : e / per_token;
-      const bool equal = std::memcmp(&x[e], &y[e], sizeof(x[e])) == 0;
-      if (docs[token] == changed_doc) {
-        changed_in_doc += !equal;
-      } else {
-        same += equal;
-        EXPECT_TRUE(equal) << name << " element " << e << " (token " << token << ")";
-        if (!equal) return;
-      }
-    }
-    EXPECT_GT(same, 0) << name;
-    EXPECT_GT(changed_in_doc, 0) << name << ": the changed document's values did not change";
-  };
-  compare("out", before.out, after.out, false);
-  compare("lse", before.lse, after.lse, true);
-  compare("dq", before.dq, after.dq, false);
-  compare("dk", before.dk, after.dk, false);
-  compare("dv", before.dv, after.dv, false);
+  using qwen3::test_data::expect_only_document_changed;
+  expect_only_document_changed("out", docs, changed_doc, before.out, after.out, false);
+  expect_only_document_changed("lse", docs, changed_doc, before.lse, after.lse, true);
+  expect_only_document_changed("dq", docs, changed_doc, before.dq, after.dq, false);
+  expect_only_document_changed("dk", docs, changed_doc, before.dk, after.dk, false);
+  expect_only_document_changed("dv", docs, changed_doc, before.dv, after.dv, false);
 }
 
-TEST(CudaAttention, RepeatedRunsAreBitIdentical) {
-  SKIP_WITHOUT_GPU();
-  Problem p({2, 300, 16, 8, 128}, documents({{1, 7, 64, 150, 78}, {300}}, 0));
+// Forward twice and backward twice on the same inputs: the same bits each time.
+void expect_repeatable(Problem& p) {
   std::vector<uint16_t> out1, out2, dq1, dk1, dv1, dq2, dk2, dv2;
   std::vector<float> lse1, lse2;
   p.forward(&out1, &lse1);
@@ -368,6 +340,12 @@ TEST(CudaAttention, RepeatedRunsAreBitIdentical) {
   EXPECT_EQ(dq1, dq2);
   EXPECT_EQ(dk1, dk2);
   EXPECT_EQ(dv1, dv2);
+}
+
+TEST(CudaAttention, RepeatedRunsAreBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  Problem p({2, 300, 16, 8, 128}, documents({{1, 7, 64, 150, 78}, {300}}, 0));
+  expect_repeatable(p);
 }
 
 // cuDNN's fused attention (where installed, >= 9.25) against the same reference: dense causal
@@ -390,17 +368,7 @@ TEST(CudnnAttention, RepeatedRunsAreBitIdentical) {
   Problem p({2, 300, 16, 8, 128}, {});
   p.cudnn = cudnn_attention(&why_not);
   ASSERT_TRUE(p.cudnn->supports(p.d, false, &why_not)) << why_not;
-  std::vector<uint16_t> out1, out2, dq1, dk1, dv1, dq2, dk2, dv2;
-  std::vector<float> lse1, lse2;
-  p.forward(&out1, &lse1);
-  p.forward(&out2, &lse2);
-  EXPECT_EQ(out1, out2);
-  EXPECT_EQ(lse1, lse2);
-  p.backward(out1, lse1, &dq1, &dk1, &dv1);
-  p.backward(out1, lse1, &dq2, &dk2, &dv2);
-  EXPECT_EQ(dq1, dq2);
-  EXPECT_EQ(dk1, dk2);
-  EXPECT_EQ(dv1, dv2);
+  expect_repeatable(p);
 }
 
 TEST(CudnnAttention, DocumentMaskingIsRefusedWithAReason) {
