@@ -6,31 +6,12 @@
 #include <vector>
 
 #include "core/tensor/bf16.h"
+#include "parallel/mpi_bf16.h"
 #include "parallel/mpi_check.h"
 
 namespace qwen3 {
 
 namespace {
-
-// MPI has no bfloat16: bf16 travels as 16-bit words and is reduced by our own operations, which
-// widen to fp32, combine, and round to nearest even.
-template <class Combine>
-void bf16_combine(void* in, void* inout, int* len, Combine combine) {
-  const uint16_t* a = static_cast<const uint16_t*>(in);
-  uint16_t* b = static_cast<uint16_t*>(inout);
-  for (int i = 0; i < *len; ++i)
-    b[i] = float_to_bf16_bits(combine(bf16_bits_to_float(a[i]), bf16_bits_to_float(b[i])));
-}
-
-void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
-  bf16_combine(in, inout, len, [](float x, float y) { return x + y; });
-}
-void bf16_max(void* in, void* inout, int* len, MPI_Datatype*) {
-  bf16_combine(in, inout, len, [](float x, float y) { return std::max(x, y); });
-}
-void bf16_min(void* in, void* inout, int* len, MPI_Datatype*) {
-  bf16_combine(in, inout, len, [](float x, float y) { return std::min(x, y); });
-}
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
@@ -60,14 +41,39 @@ MPI_Op mpi_op(DType dtype, ReduceOp op) {
         return MPI_MIN;
     }
   }
-  static MPI_Op ops[3] = {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL};
-  MPI_User_function* functions[3] = {bf16_sum, bf16_max, bf16_min};
-  const int index = static_cast<int>(op);
-  if (ops[index] == MPI_OP_NULL) QWEN3_MPI_CHECK(MPI_Op_create(functions[index], 1, &ops[index]));
-  return ops[index];
+  return bf16_reduce_op(op, true);
+}
+
+template <class Combine>
+void bf16_combine(void* in, void* inout, int* len, Combine combine) {
+  const uint16_t* a = static_cast<const uint16_t*>(in);
+  uint16_t* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i)
+    b[i] = float_to_bf16_bits(combine(bf16_bits_to_float(a[i]), bf16_bits_to_float(b[i])));
+}
+
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  bf16_combine(in, inout, len, [](float x, float y) { return x + y; });
+}
+void bf16_max(void* in, void* inout, int* len, MPI_Datatype*) {
+  bf16_combine(in, inout, len, [](float x, float y) { return std::max(x, y); });
+}
+void bf16_min(void* in, void* inout, int* len, MPI_Datatype*) {
+  bf16_combine(in, inout, len, [](float x, float y) { return std::min(x, y); });
 }
 
 }  // namespace
+
+MPI_Op bf16_reduce_op(ReduceOp op, bool commutative) {
+  static MPI_Op ops[2][3] = {{MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL},
+                             {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL}};
+  MPI_User_function* functions[3] = {bf16_sum, bf16_max, bf16_min};
+  const int index = static_cast<int>(op);
+  MPI_Op& made = ops[commutative ? 1 : 0][index];
+  if (made == MPI_OP_NULL)
+    QWEN3_MPI_CHECK(MPI_Op_create(functions[index], commutative ? 1 : 0, &made));
+  return made;
+}
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) {
   QWEN3_MPI_CHECK(MPI_Comm_dup(comm, &comm_));

@@ -18,6 +18,7 @@
 #include <nccl.h>
 
 #include "core/tensor/bf16.h"
+#include "parallel/mpi_bf16.h"
 #include "tests/emulator/device_memory.h"
 
 struct ncclComm {
@@ -70,35 +71,13 @@ MPI_Datatype mpi_type(ncclDataType_t type) {
   }
 }
 
-template <class Combine>
-void combine_bf16(void* in, void* inout, int* len, Combine combine) {
-  const auto* a = static_cast<const uint16_t*>(in);
-  auto* b = static_cast<uint16_t*>(inout);
-  for (int i = 0; i < *len; ++i)
-    b[i] = qwen3::float_to_bf16_bits(
-        combine(qwen3::bf16_bits_to_float(a[i]), qwen3::bf16_bits_to_float(b[i])));
-}
-
-MPI_Op bf16_op(ncclRedOp_t op) {
-  static MPI_Op ops[3] = {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL};
-  MPI_User_function* functions[3] = {
-      [](void* in, void* inout, int* len, MPI_Datatype*) {
-        combine_bf16(in, inout, len, [](float x, float y) { return x + y; });
-      },
-      [](void* in, void* inout, int* len, MPI_Datatype*) {
-        combine_bf16(in, inout, len, [](float x, float y) { return x > y ? x : y; });
-      },
-      [](void* in, void* inout, int* len, MPI_Datatype*) {
-        combine_bf16(in, inout, len, [](float x, float y) { return x < y ? x : y; });
-      }};
-  const int i = op == ncclSum ? 0 : op == ncclMax ? 1 : 2;
-  // Not commutative: MPI then combines in rank order, so every run rounds the same way.
-  if (ops[i] == MPI_OP_NULL) MPI_Op_create(functions[i], 0, &ops[i]);
-  return ops[i];
-}
-
 MPI_Op mpi_op(ncclRedOp_t op, ncclDataType_t type) {
-  if (type == ncclBfloat16) return bf16_op(op);
+  // Not commutative: MPI then combines in rank order, so every run rounds the same way.
+  if (type == ncclBfloat16)
+    return qwen3::bf16_reduce_op(op == ncclSum   ? qwen3::ReduceOp::Sum
+                                 : op == ncclMax ? qwen3::ReduceOp::Max
+                                                 : qwen3::ReduceOp::Min,
+                                 false);
   return op == ncclSum ? MPI_SUM : op == ncclMax ? MPI_MAX : MPI_MIN;
 }
 
