@@ -13,10 +13,10 @@
 #include "core/model/qwen3_model.h"
 #include "core/ops/cuda_backend.h"
 #include "core/util/error.h"
-#include "core/util/rng.h"
 #include "parallel/communicator.h"
 #include "parallel/nccl_communicator.h"
 #include "parallel/zero_adamw.h"
+#include "tests/common/synthetic_batch.h"
 #include "tests/common/tiny_model.h"
 #include "tests/emulator/runtime.h"
 #include "trainer/train_step.h"
@@ -26,20 +26,6 @@ namespace {
 
 using emulator::ScopedStreamOrder;
 using emulator::StreamOrder;
-
-// Random tokens, each one's target the next token.
-Batch random_batch(int64_t rows, int64_t seq, int64_t vocab, uint64_t seed) {
-  Batch b;
-  b.batch = rows;
-  b.seq = seq;
-  const size_t n = static_cast<size_t>(rows * seq);
-  b.tokens.resize(n);
-  for (size_t i = 0; i < n; ++i)
-    b.tokens[i] = static_cast<int32_t>(random_bits(seed, 1, i) % uint64_t(vocab));
-  b.targets.assign(b.tokens.begin() + 1, b.tokens.end());
-  b.targets.push_back(0);
-  return b;
-}
 
 // Two steps of the tiny model, two micro-batches each, the gradient reduction in small buckets on
 // the side stream overlapping the backward pass; the parameters after them.
@@ -55,7 +41,7 @@ std::vector<float> train_two_steps(Backend& backend, Communicator& comm, int zer
                       model.grads_padded(), options);
   optimizer.load_master_from_params();
   for (int step = 0; step < 2; ++step) {
-    const Batch global = random_batch(4, 32, config.vocab_size, 40 + uint64_t(step));
+    const Batch global = test_data::synthetic_global_batch(4, 32, config.vocab_size, 40, step);
     train_step(model, optimizer, host,
                {batch_rows(global, 0, 2, false), batch_rows(global, 2, 2, false)}, 3e-3);
   }
