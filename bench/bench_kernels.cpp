@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -176,6 +177,19 @@ int main(int argc, char** argv) {
            [&] { be.embedding_forward(tokens_v, table, x); });
     b.time("embedding_backward", nd, 6.0 * n * d, 0,
            [&] { be.embedding_backward(tokens_v, x, table); });
+    // Text's ids: roughly Zipf, the commonest ~6% of tokens (id = ⌊vocab^u⌋ − 1, u uniform), so
+    // one token's rows are thousands of the micro-batch's.
+    auto zipf_tokens = b.tensor(DType::I32, {n}, 1, 7);
+    {
+      std::vector<int32_t> ids(static_cast<size_t>(n));
+      for (size_t i = 0; i < ids.size(); ++i) {
+        const double u = double(random_bits(99, 8, i) >> 11) / double(uint64_t(1) << 53);
+        ids[i] = std::min<int32_t>(int32_t(std::pow(double(vocab), u)) - 1, int32_t(vocab - 1));
+      }
+      be.upload(ids.data(), zipf_tokens);
+    }
+    b.time("embedding_backward (zipf ids)", nd, 6.0 * n * d, 0,
+           [&] { be.embedding_backward(zipf_tokens, x, table); });
 
     auto norm_w = b.tensor(bf, {d}, 1, 5), rstd = b.tensor(DType::F32, {n}, 1, 6);
     b.time("rmsnorm_forward", nd, 4.0 * n * d, 0,
@@ -223,6 +237,18 @@ int main(int argc, char** argv) {
            [&] { be.qk_norm_rope_forward(q3, qk_w, positions, 1e-6f, 1e6, q_out, q_rstd); });
     // Reads dy twice (dw partials, then dx) and x twice, writes dx.
     b.time("qk_norm_rope_backward (q)", std::to_string(n) + "×16×128", 10.0 * n * hq * hd, 0,
+           [&] { be.qk_norm_rope_backward(q_out, q3, qk_w, q_rstd, positions, 1e6, q_out, dq_w); });
+    // The same rotations reading the batch's angle table (as the model runs them) beside the ones
+    // above, which compute a powf and a sincosf per element; the table's making is timed too.
+    b.time("rope_table", std::to_string(n) + "×64", 4.0 * n + 8.0 * n * hd / 2, 0,
+           [&] { be.set_rope_positions(positions, 1e6, hd); });
+    be.set_rope_positions(positions, 1e6, hd);  // whichever rows --ops picks
+    const std::string shape = std::to_string(n) + "×16×128";
+    b.time("rope_forward (q, angle table)", shape, 4.0 * n * hq * hd + 4.0 * n * hd, 0,
+           [&] { be.rope_forward(q3, positions, 1e6, q3); });
+    b.time("qk_norm_rope_forward (q, angle table)", shape, 4.0 * n * hq * hd + 4.0 * n * hd, 0,
+           [&] { be.qk_norm_rope_forward(q3, qk_w, positions, 1e-6f, 1e6, q_out, q_rstd); });
+    b.time("qk_norm_rope_backward (q, angle table)", shape, 10.0 * n * hq * hd + 8.0 * n * hd, 0,
            [&] { be.qk_norm_rope_backward(q_out, q3, qk_w, q_rstd, positions, 1e6, q_out, dq_w); });
 
     const Shape qs{batch, seq, hq, hd}, ks{batch, seq, hkv, hd};

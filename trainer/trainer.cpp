@@ -259,6 +259,8 @@ bool Run::run_stage(size_t s) {
   memory.recompute_layers = stage.recompute_activations;
   memory.lm_head_chunk_tokens = stage.lm_head_chunk_tokens;
   model_->set_memory_options(memory);
+  // Its micro-batch is the stage's largest (evaluations use it too, their last one smaller).
+  model_->reserve_activations(stage.micro_batch, stage.seq_len);
   const AttentionChoice attention = choose_attention(stage);
 
   ZeroAdamW optimizer(backend_, comm_, host_, model_->layout(), model_->params_padded(),

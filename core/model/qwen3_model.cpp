@@ -140,6 +140,16 @@ void Qwen3Model::set_memory_options(const MemoryOptions& options) {
   }
 }
 
+void Qwen3Model::reserve_activations(int64_t batch, int64_t seq) {
+  QWEN3_CHECK(batch > 0 && seq > 0, "activations reserved for an empty shape [{}, {}]", batch, seq);
+  ensure_activations(batch, seq);
+  // The backend's RoPE angle table, sized for the stage too (made here for zero positions; each
+  // micro-batch makes its own in place).
+  const TensorView positions = act(acts_layout_->model().positions).reshaped({batch * seq});
+  backend_.fill_zero(positions);
+  backend_.set_rope_positions(positions, config_.rope_theta, config_.head_dim);
+}
+
 void Qwen3Model::ensure_activations(int64_t batch, int64_t seq) {
   if (acts_layout_) {
     const Shape& current = (*acts_layout_)[acts_layout_->model().tokens].shape;
@@ -191,8 +201,14 @@ std::vector<int32_t> Qwen3Model::upload_batch(const Batch& b) {
   backend_.upload(b.tokens.data(), act(m.tokens));
   backend_.upload(shifted.data(), act(m.labels_shifted));
   backend_.upload(positions.data(), act(m.positions));
+  // The rotary angles once for the batch's forward and backward.
+  backend_.set_rope_positions(act(m.positions).reshaped({int64_t(n)}), config_.rope_theta,
+                              config_.head_dim);
   use_doc_ids_ = !b.doc_ids.empty();
-  if (use_doc_ids_) backend_.upload(b.doc_ids.data(), act(m.doc_ids));
+  if (use_doc_ids_) {
+    backend_.upload(b.doc_ids.data(), act(m.doc_ids));
+    backend_.set_documents(b.doc_ids.data(), b.batch, b.seq);
+  }
   return shifted;
 }
 

@@ -66,6 +66,10 @@ class Qwen3Model {
   // training stage sets it (its 32K-token stage recomputes).
   void set_memory_options(const MemoryOptions& options);
   const MemoryOptions& memory_options() const { return memory_; }
+  // Lays out and allocates the activations for micro-batches up to [batch, seq] now, under the
+  // current memory options: a stage does this at its start, so no step allocates them (a smaller
+  // micro-batch, such as an evaluation's last, lays out inside the same buffer).
+  void reserve_activations(int64_t batch, int64_t seq);
   const ParamLayout& layout() const { return layout_; }
   Backend& backend() const { return backend_; }
 

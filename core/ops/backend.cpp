@@ -250,6 +250,17 @@ void Backend::qk_norm_rope_backward(const TensorView& dy, const TensorView& x, c
   qk_norm_rope_backward_impl(dy, x, w, rstd, positions, theta, dx, dw);
 }
 
+void Backend::set_rope_positions(const TensorView& positions, double theta, int64_t head_dim) {
+  expect_rank("set_rope_positions", "positions", positions, 1);
+  expect(*this, "set_rope_positions", "positions", positions, DType::I32, positions.shape);
+  QWEN3_CHECK(head_dim > 0 && head_dim % 2 == 0 && theta > 0,
+              "set_rope_positions: head_dim {} must be even and positive, theta {} positive",
+              head_dim, theta);
+  set_rope_positions_impl(positions, theta, head_dim);
+}
+
+void Backend::set_rope_positions_impl(const TensorView&, double, int64_t) {}
+
 void Backend::rope_forward(const TensorView& x, const TensorView& positions, double theta,
                            const TensorView& y) {
   const char* op = "rope_forward";
@@ -302,6 +313,15 @@ AttentionChoice Backend::choose_attention_impl(const AttentionRequest& request) 
     choice.note = fmt::format("the {} backend has one attention implementation", name());
   return choice;
 }
+
+void Backend::set_documents(const int32_t* doc_ids, int64_t batch, int64_t seq) {
+  QWEN3_CHECK(doc_ids != nullptr && batch > 0 && seq > 0,
+              "set_documents: {} document ids for batch {} × {} tokens", doc_ids ? "given" : "no",
+              batch, seq);
+  set_documents_impl(doc_ids, batch, seq);
+}
+
+void Backend::set_documents_impl(const int32_t*, int64_t, int64_t) {}
 
 void Backend::attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
                                 const TensorView* doc_ids, const TensorView& out,

@@ -135,6 +135,13 @@ class Backend {
                              const TensorView& rstd, const TensorView& positions, double theta,
                              const TensorView& dx, const TensorView& dw);
 
+  // The batch's positions[N] i32 (restarting at documents) and RoPE base, for the rotations that
+  // follow (qk_norm_rope_*, rope_*) at this head_dim: a backend may make their angles here once
+  // (the CUDA backend: a [N, head_dim / 2] table) for the forward and backward to share. The ops
+  // still take positions and theta; given others, or after positions is written again, they
+  // compute the angles themselves.
+  void set_rope_positions(const TensorView& positions, double theta, int64_t head_dim);
+
   // x[N, heads, head_dim], positions[N] i32 -> y (may alias x)
   void rope_forward(const TensorView& x, const TensorView& positions, double theta,
                     const TensorView& y);
@@ -145,8 +152,15 @@ class Backend {
   // of each stage. Throws for a `kernels` other than auto, cudnn or flash.
   AttentionChoice choose_attention(const AttentionRequest& request);
 
+  // The host's copy of the document ids uploaded for the coming attention calls, doc_ids[batch ×
+  // seq]: kernels that take documents by their extents rather than by per-token ids (cuDNN's
+  // ragged layout) find them here, without reading the device's copy back. Calls that pass
+  // doc_ids without it run kernels that need only the ids.
+  void set_documents(const int32_t* doc_ids, int64_t batch, int64_t seq);
+
   // q[B, T, Hq, hd], k, v[B, T, Hkv, hd], doc_ids[B, T] i32 or null
-  //   -> out[B, T, Hq, hd], lse[B, Hq, T] f32
+  //   -> out[B, T, Hq, hd], lse[B, Hq, T] f32 (its layout is the implementation's own: only
+  //   attention_backward reads it)
   void attention_forward(const TensorView& q, const TensorView& k, const TensorView& v,
                          const TensorView* doc_ids, const TensorView& out, const TensorView& lse);
   // dq, dk, dv overwritten
@@ -214,10 +228,14 @@ class Backend {
                                           const TensorView& w, const TensorView& rstd,
                                           const TensorView& positions, double theta,
                                           const TensorView& dx, const TensorView& dw) = 0;
+  // The default: the rotations compute their angles.
+  virtual void set_rope_positions_impl(const TensorView& positions, double theta, int64_t head_dim);
   virtual void rope_impl(const TensorView& x, const TensorView& positions, double theta,
                          const TensorView& y, bool backward) = 0;
   // The default: the backend has one attention implementation, named by name().
   virtual AttentionChoice choose_attention_impl(const AttentionRequest& request);
+  // The default: every attention kernel here masks by the ids themselves.
+  virtual void set_documents_impl(const int32_t* doc_ids, int64_t batch, int64_t seq);
   virtual void attention_forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
                                       const TensorView* doc_ids, const TensorView& out,
                                       const TensorView& lse) = 0;

@@ -161,6 +161,7 @@ class CudaBackend final : public Backend {
         converted[i] = float_to_bf16_bits(values[i]);
       source = converted.data();
     }
+    forget_rope_table_if_written(dst);
     QWEN3_CUDA_CHECK(
         cudaMemcpyAsync(dst.data, source, dst.bytes(), cudaMemcpyHostToDevice, stream_));
     // From pageable memory (`converted`, and the vectors callers pass) the runtime copies the
@@ -188,6 +189,7 @@ class CudaBackend final : public Backend {
       values[i] = bf16_bits_to_float(bits[i]);
   }
   void fill_zero_impl(const TensorView& dst) override {
+    forget_rope_table_if_written(dst);
     QWEN3_CUDA_CHECK(cudaMemsetAsync(dst.data, 0, dst.bytes(), stream_));
   }
 
@@ -199,7 +201,7 @@ class CudaBackend final : public Backend {
   void embedding_backward_impl(const TensorView& tokens, const TensorView& dout,
                                const TensorView& dtable) override {
     const int64_t n = tokens.numel();
-    void* workspace = scratch(cuda::embedding_backward_workspace_bytes(n));
+    void* workspace = scratch(cuda::embedding_backward_workspace_bytes(n, dtable.shape[1]));
     cuda::embedding_backward(i32(tokens), bf(dout), n, dtable.shape[0], dtable.shape[1],
                              bf_mut(dtable), workspace, ids(), stream_);
   }
@@ -260,7 +262,8 @@ class CudaBackend final : public Backend {
                                  const TensorView& positions, float eps, double theta,
                                  const TensorView& y, const TensorView& rstd) override {
     cuda::qk_norm_rope_forward(bf(x), bf(w), i32(positions), x.shape[0], x.shape[1], x.shape[2],
-                               eps, theta, bf_mut(y), f32_mut(rstd), stream_);
+                               eps, theta, bf_mut(y), f32_mut(rstd), stream_,
+                               rope_table_for(positions, theta, x.shape[2]));
   }
   void qk_norm_rope_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
                                   const TensorView& rstd, const TensorView& positions, double theta,
@@ -268,13 +271,49 @@ class CudaBackend final : public Backend {
     const int64_t rows = x.shape[0], heads = x.shape[1], head_dim = x.shape[2];
     void* workspace = scratch(cuda::qk_norm_rope_backward_workspace_bytes(rows, heads, head_dim));
     cuda::qk_norm_rope_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), i32(positions), rows,
-                                heads, head_dim, theta, bf_mut(dx), bf_mut(dw), workspace, stream_);
+                                heads, head_dim, theta, bf_mut(dx), bf_mut(dw), workspace, stream_,
+                                rope_table_for(positions, theta, head_dim));
   }
 
   void rope_impl(const TensorView& x, const TensorView& positions, double theta,
                  const TensorView& y, bool backward) override {
     cuda::rope(bf(x), i32(positions), x.shape[0], x.shape[1], x.shape[2], theta, backward,
-               bf_mut(y), stream_);
+               bf_mut(y), stream_, rope_table_for(positions, theta, x.shape[2]));
+  }
+
+  void set_rope_positions_impl(const TensorView& positions, double theta,
+                               int64_t head_dim) override {
+    rope_positions_ = nullptr;
+    const int64_t rows = positions.numel();
+    const size_t bytes = static_cast<size_t>(rows * (head_dim / 2)) * sizeof(float2);
+    if (!rope_table_ || rope_table_->bytes() < bytes) {
+      rope_table_.reset();  // once per stage shape: cudaFree waits for the device
+      rope_table_ = std::make_unique<DeviceBuffer>(bytes);
+    }
+    cuda::rope_table(i32(positions), rows, head_dim, theta,
+                     static_cast<float2*>(rope_table_->data()), stream_);
+    rope_positions_ = positions.data;
+    rope_rows_ = rows;
+    rope_theta_ = theta;
+    rope_head_dim_ = head_dim;
+  }
+
+  // The batch's angle table where it was made for these positions, theta and head_dim; else null
+  // (the kernels compute the angles).
+  const float2* rope_table_for(const TensorView& positions, double theta, int64_t head_dim) const {
+    const bool same = rope_positions_ != nullptr && positions.data == rope_positions_ &&
+                      positions.numel() == rope_rows_ && theta == rope_theta_ &&
+                      head_dim == rope_head_dim_;
+    return same ? static_cast<const float2*>(rope_table_->data()) : nullptr;
+  }
+
+  // An upload or fill over the positions the table was made from leaves it stale.
+  void forget_rope_table_if_written(const TensorView& dst) {
+    if (rope_positions_ == nullptr) return;
+    const char* begin = static_cast<const char*>(dst.data);
+    const char* positions = static_cast<const char*>(rope_positions_);
+    const char* positions_end = positions + size_t(rope_rows_) * sizeof(int32_t);
+    if (begin < positions_end && positions < begin + dst.bytes()) rope_positions_ = nullptr;
   }
 
   AttentionChoice choose_attention_impl(const AttentionRequest& request) override {
@@ -291,44 +330,89 @@ class CudaBackend final : public Backend {
     const cuda::AttentionDims d{request.batch, request.seq, request.q_heads, request.kv_heads,
                                 request.head_dim};
     std::string why_not;
-    if (!cudnn_->supports(d, request.documents, &why_not))
-      return {"flash", "cuDNN: " + why_not, true};
+    // With documents, the graph for one document per row, the fewest a micro-batch can hold.
+    const int64_t bucket = request.documents ? cuda::document_bucket(request.batch) : 0;
+    if (!cudnn_->supports(d, bucket, &why_not)) return {"flash", "cuDNN: " + why_not, true};
     use_cudnn_ = true;
     return {cudnn_->name(), "", false};
   }
 
-  // Whether cuDNN runs this call: chosen for the stage, and taking its shape (a shape the stage's
-  // choice did not see is built now; one cuDNN refuses runs the flash kernels, said once).
+  // Kept as spans for cuDNN's ragged layout (where cuDNN serves the stage); handed to it at the
+  // first attention call that masks by them.
+  void set_documents_impl(const int32_t* doc_ids, int64_t batch, int64_t seq) override {
+    spans_given_ = false;
+    spans_sent_for_ = {};
+    if (!use_cudnn_) return;
+    spans_given_ = cuda::document_spans(doc_ids, batch, seq, &spans_, &spans_refusal_);
+    spans_batch_ = batch;
+    spans_seq_ = seq;
+  }
+
+  // Whether cuDNN runs this call: chosen for the stage, and taking its shape and documents (a
+  // shape the stage's choice did not see is built now; what cuDNN cannot take runs the flash
+  // kernels, said once per kind of reason).
   bool cudnn_takes(const cuda::AttentionDims& d, bool documents) {
     if (!use_cudnn_) return false;
     std::string why_not;
-    if (cudnn_->supports(d, documents, &why_not)) return true;
-    if (cudnn_warnings_.insert(why_not).second)
+    if (documents && !documents_for_cudnn(d, &why_not)) {
+      warn_once("documents", why_not);
+      return false;
+    }
+    if (!cudnn_->supports(d, documents ? spans_.bucket : 0, &why_not)) {
+      warn_once(why_not, why_not);
+      return false;
+    }
+    if (documents && !same_dims(spans_sent_for_, d)) {
+      cudnn_->set_documents(d, spans_, stream_);
+      spans_sent_for_ = d;
+    }
+    return true;
+  }
+
+  bool documents_for_cudnn(const cuda::AttentionDims& d, std::string* why_not) const {
+    if (spans_batch_ != d.batch || spans_seq_ != d.seq) {
+      *why_not =
+          "the document ids were not given to the backend (Backend::set_documents) for "
+          "this batch";
+      return false;
+    }
+    if (!spans_given_) *why_not = spans_refusal_;
+    return spans_given_;
+  }
+
+  static bool same_dims(const cuda::AttentionDims& a, const cuda::AttentionDims& b) {
+    return a.batch == b.batch && a.seq == b.seq && a.q_heads == b.q_heads &&
+           a.kv_heads == b.kv_heads && a.head_dim == b.head_dim;
+  }
+
+  void warn_once(const std::string& kind, const std::string& why_not) {
+    if (cudnn_warnings_.insert(kind).second)
       std::fprintf(stderr, "warning: attention runs the flash kernels here: cuDNN: %s\n",
                    why_not.c_str());
-    return false;
   }
 
   void attention_forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
                               const TensorView* doc_ids, const TensorView& out,
                               const TensorView& lse) override {
     const cuda::AttentionDims d = dims_of(q, k);
-    if (cudnn_takes(d, doc_ids != nullptr))
-      return cudnn_->forward(d, bf(q), bf(k), bf(v), bf_mut(out), f32_mut(lse), stream_);
-    cuda::attention_forward(d, bf(q), bf(k), bf(v), doc_ids ? i32(*doc_ids) : nullptr, bf_mut(out),
-                            f32_mut(lse), stream_);
+    const bool documents = doc_ids != nullptr;
+    if (cudnn_takes(d, documents))
+      return cudnn_->forward(d, documents, bf(q), bf(k), bf(v), bf_mut(out), f32_mut(lse), stream_);
+    cuda::attention_forward(d, bf(q), bf(k), bf(v), documents ? i32(*doc_ids) : nullptr,
+                            bf_mut(out), f32_mut(lse), stream_);
   }
   void attention_backward_impl(const TensorView& dout, const TensorView& q, const TensorView& k,
                                const TensorView& v, const TensorView& out, const TensorView& lse,
                                const TensorView* doc_ids, const TensorView& dq,
                                const TensorView& dk, const TensorView& dv) override {
     const cuda::AttentionDims d = dims_of(q, k);
-    if (cudnn_takes(d, doc_ids != nullptr))
-      return cudnn_->backward(d, bf(dout), bf(q), bf(k), bf(v), bf(out), lse.as<const float>(),
-                              bf_mut(dq), bf_mut(dk), bf_mut(dv), stream_);
+    const bool documents = doc_ids != nullptr;
+    if (cudnn_takes(d, documents))
+      return cudnn_->backward(d, documents, bf(dout), bf(q), bf(k), bf(v), bf(out),
+                              lse.as<const float>(), bf_mut(dq), bf_mut(dk), bf_mut(dv), stream_);
     void* workspace = scratch(cuda::attention_backward_workspace_bytes(d));
     cuda::attention_backward(d, bf(dout), bf(q), bf(k), bf(v), bf(out), lse.as<const float>(),
-                             doc_ids ? i32(*doc_ids) : nullptr, workspace, bf_mut(dq), bf_mut(dk),
+                             documents ? i32(*doc_ids) : nullptr, workspace, bf_mut(dq), bf_mut(dk),
                              bf_mut(dv), stream_);
   }
 
@@ -429,8 +513,20 @@ class CudaBackend final : public Backend {
   // cuDNN's fused attention: made at the first choose_attention that wants it.
   std::unique_ptr<cuda::CudnnAttention> cudnn_;
   bool cudnn_tried_ = false, use_cudnn_ = false;
-  std::string cudnn_missing_;             // why cudnn_ is null
-  std::set<std::string> cudnn_warnings_;  // said once each
+  std::string cudnn_missing_;  // why cudnn_ is null
+  // The batch's rotary angles (set_rope_positions): [rope_rows_, rope_head_dim_ / 2] (sin, cos)
+  // for the positions at rope_positions_ (null: no table) and rope_theta_.
+  std::unique_ptr<DeviceBuffer> rope_table_;
+  const void* rope_positions_ = nullptr;
+  int64_t rope_rows_ = 0, rope_head_dim_ = 0;
+  double rope_theta_ = 0;
+  std::set<std::string> cudnn_warnings_;  // kinds of reason, said once each
+  // The documents set_documents gave, as cuDNN's ragged layout takes them.
+  cuda::DocumentSpans spans_;
+  bool spans_given_ = false;   // spans_ holds the current micro-batch's documents
+  std::string spans_refusal_;  // why not, when the ids cannot be spans
+  int64_t spans_batch_ = 0, spans_seq_ = 0;
+  cuda::AttentionDims spans_sent_for_;  // the dims cuDNN has the current spans for; zero: none
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "core/kernels/cpu/cross_entropy.h"
@@ -110,7 +111,7 @@ Outputs emulated_embedding_backward(const std::vector<int32_t>& tokens, const Bf
   DeviceArray<int32_t> tokens_dev(tokens);
   DeviceArray<uint16_t> dout_dev(dout.bits), dtable_dev(dtable.bits);
   DeviceArray<uint8_t> workspace =
-      DeviceArray<uint8_t>::poisoned(qwen3::cuda::embedding_backward_workspace_bytes(n));
+      DeviceArray<uint8_t>::poisoned(qwen3::cuda::embedding_backward_workspace_bytes(n, kDim));
   DeviceArray<IdCheckRecord> ids = empty_record();
   qwen3::cuda::embedding_backward(tokens_dev.data(), bf16s(dout_dev), n, kVocab, kDim,
                                   bf16s(dtable_dev), workspace.data(), ids.data(), nullptr);
@@ -118,18 +119,55 @@ Outputs emulated_embedding_backward(const std::vector<int32_t>& tokens, const Bf
   return Outputs{{"dtable", bf16_to_floats(dtable_dev.download())}};
 }
 
-TEST(EmulatedEmbedding, Backward) {
-  const int64_t n = 64;
-  const std::vector<int32_t> tokens = random_ids(n, 7, 5);
-  const Bf16Values dout = random_bf16(n * kDim, 6), dtable = random_bf16(kVocab * kDim, 7);
-  const Outputs got = same_under_every_schedule([&] {
+// The same bits under every schedule, no bad id recorded.
+Outputs backward_under_every_schedule(const std::vector<int32_t>& tokens, const Bf16Values& dout,
+                                      const Bf16Values& dtable) {
+  return same_under_every_schedule([&] {
     IdCheckRecord record;
     Outputs outputs = emulated_embedding_backward(tokens, dout, dtable, &record);
     EXPECT_EQ(record.found, 0);
     return outputs;
   });
+}
+
+TEST(EmulatedEmbedding, Backward) {
+  const int64_t n = 64;
+  const std::vector<int32_t> tokens = random_ids(n, 7, 5);
+  const Bf16Values dout = random_bf16(n * kDim, 6), dtable = random_bf16(kVocab * kDim, 7);
+  const Outputs got = backward_under_every_schedule(tokens, dout, dtable);
   expect_close("embedding backward", embedding_backward_reference(tokens, dout, dtable),
                got.at("dtable"), kExact);
+}
+
+// Frequent tokens: rows of one token past the 64 one block sums are summed in pieces by several
+// blocks. 400 tokens: id 3 150 times (its run begins mid-window and reaches over three windows),
+// id 5 65 times (one past a block's share), id 8 64 times (exactly one block's share), the rest
+// ids drawn from the others, all shuffled. Against sums in double, rounded to bf16 once (the
+// kernel sums in fp32 and in pieces, so a last bit may differ); id 8's row, summed whole by one
+// block, matches the in-order fp32 reference bit for bit.
+TEST(EmulatedEmbedding, BackwardSumsFrequentTokensInPiecesAcrossBlocks) {
+  const int64_t n = 400;
+  std::vector<int32_t> tokens;
+  for (const auto& [id, count] : {std::pair{3, 150}, std::pair{5, 65}, std::pair{8, 64}})
+    tokens.insert(tokens.end(), count, id);
+  const std::vector<int32_t> others = random_ids(n - int64_t(tokens.size()), kVocab, 11);
+  for (int32_t id : others)
+    tokens.push_back(id == 3 || id == 5 || id == 8 ? id + 1 : id);
+  for (size_t i = tokens.size() - 1; i > 0; --i)  // a fixed shuffle
+    std::swap(tokens[i], tokens[random_ids(1, int32_t(i + 1), 100 + i)[0]]);
+  const Bf16Values dout = random_bf16(n * kDim, 12), dtable = random_bf16(kVocab * kDim, 13);
+  const Outputs got = backward_under_every_schedule(tokens, dout, dtable);
+  std::vector<double> sums(dtable.values.begin(), dtable.values.end());
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < kDim; ++c)
+      sums[tokens[r] * kDim + c] += dout.values[r * kDim + c];
+  const std::vector<float> in_double =
+      round_to_bf16(std::vector<float>(sums.begin(), sums.end())).values;
+  const std::vector<float>& dtable_got = got.at("dtable");
+  expect_close("embedding backward, frequent tokens", in_double, dtable_got, 2e-3);
+  const std::vector<float> in_order = embedding_backward_reference(tokens, dout, dtable);
+  for (int64_t c = 0; c < kDim; ++c)
+    ASSERT_EQ(dtable_got[8 * kDim + c], in_order[8 * kDim + c]) << "column " << c;
 }
 
 // A negative id sorts first; the kernel records it with its original index and adds nothing.

@@ -2,11 +2,13 @@
 // the CPU reference kernels on the same bf16-rounded inputs, under every schedule.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "core/kernels/cpu/rmsnorm.h"
 #include "core/kernels/cpu/rope.h"
+#include "core/kernels/cuda/qk_norm_rope.h"
 #include "core/kernels/cuda/rmsnorm.h"
 #include "core/kernels/cuda/rope.h"
 #include "tests/emulator/kernel_test_support.h"
@@ -122,6 +124,74 @@ TEST(EmulatedRope, ForwardBackwardAndInPlace) {
       expect_close("rope backward" + name, ref_backward, got.at("backward"), kBf16Tolerance);
       EXPECT_EQ(got.at("in place"), got.at("forward"));
     }
+  }
+}
+
+// rope_table: entry (row, i) is (sin, cos) of position · inv_freq_i, computed as HF does in fp32
+// (inv_freq = 1 / theta^(2i / head_dim)); checked against the host's sin and cos in double of that
+// fp32 angle.
+TEST(EmulatedRope, TableHoldsEachTokensSinAndCos) {
+  const int64_t rows = 24, head_dim = 64, half = head_dim / 2;
+  const std::vector<int32_t> positions = rope_positions(rows);
+  const double theta = 1e6;
+  DeviceArray<int32_t> positions_dev(positions);
+  DeviceArray<float2> table = DeviceArray<float2>::poisoned(rows * half);
+  qwen3::cuda::rope_table(positions_dev.data(), rows, head_dim, theta, table.data(), nullptr);
+  const std::vector<float2> got = table.download();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < half; ++i) {
+      const float inv_freq = 1.0f / std::pow(float(theta), float(2 * i) / float(head_dim));
+      const double angle = double(float(positions[r]) * inv_freq);
+      const float2 entry = got[r * half + i];
+      ASSERT_NEAR(entry.x, std::sin(angle), 1e-6) << "sin, row " << r << " pair " << i;
+      ASSERT_NEAR(entry.y, std::cos(angle), 1e-6) << "cos, row " << r << " pair " << i;
+    }
+}
+
+// The rotations read from the batch's table give the bits they compute without one: rope forward
+// and backward, QK-norm + RoPE forward and backward (dx and dw).
+TEST(EmulatedRope, RotationsFromTheTableMatchAnglesComputedInPlace) {
+  const int64_t rows = 40, heads = 4;
+  const std::vector<int32_t> positions = rope_positions(rows);
+  for (int64_t head_dim : {64, 128}) {
+    const double theta = 1e6;
+    const int64_t n = rows * heads * head_dim;
+    const Bf16Values x = random_bf16(n, 21, 3.0), w = random_bf16(head_dim, 22),
+                     dy = random_bf16(n, 23);
+    auto run = [&](bool with_table) {
+      DeviceArray<int32_t> positions_dev(positions);
+      DeviceArray<float2> table = DeviceArray<float2>::poisoned(rows * head_dim / 2);
+      qwen3::cuda::rope_table(positions_dev.data(), rows, head_dim, theta, table.data(), nullptr);
+      const float2* angles = with_table ? table.data() : nullptr;
+      DeviceArray<uint16_t> x_dev(x.bits), w_dev(w.bits), dy_dev(dy.bits);
+      DeviceArray<uint16_t> forward = DeviceArray<uint16_t>::poisoned(n),
+                            backward = DeviceArray<uint16_t>::poisoned(n),
+                            y = DeviceArray<uint16_t>::poisoned(n),
+                            dx = DeviceArray<uint16_t>::poisoned(n);
+      DeviceArray<uint16_t> dw(std::vector<uint16_t>(size_t(head_dim), 0));
+      DeviceArray<float> rstd = DeviceArray<float>::poisoned(rows * heads);
+      DeviceArray<uint8_t> workspace = DeviceArray<uint8_t>::poisoned(
+          qwen3::cuda::qk_norm_rope_backward_workspace_bytes(rows, heads, head_dim));
+      qwen3::cuda::rope(bf16s(x_dev), positions_dev.data(), rows, heads, head_dim, theta, false,
+                        bf16s(forward), nullptr, angles);
+      qwen3::cuda::rope(bf16s(x_dev), positions_dev.data(), rows, heads, head_dim, theta, true,
+                        bf16s(backward), nullptr, angles);
+      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), bf16s(w_dev), positions_dev.data(), rows,
+                                        heads, head_dim, kEps, theta, bf16s(y), rstd.data(),
+                                        nullptr, angles);
+      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(x_dev), bf16s(w_dev), rstd.data(),
+                                         positions_dev.data(), rows, heads, head_dim, theta,
+                                         bf16s(dx), bf16s(dw), workspace.data(), nullptr, angles);
+      return Outputs{{"rope forward", bf16_to_floats(forward.download())},
+                     {"rope backward", bf16_to_floats(backward.download())},
+                     {"qk-norm rope y", bf16_to_floats(y.download())},
+                     {"qk-norm rope dx", bf16_to_floats(dx.download())},
+                     {"qk-norm rope dw", bf16_to_floats(dw.download())}};
+    };
+    const Outputs computed = run(false);
+    const Outputs from_table = same_under_every_schedule([&] { return run(true); });
+    for (const auto& [name, values] : computed)
+      EXPECT_EQ(from_table.at(name), values) << name << ", head_dim " << head_dim;
   }
 }
 

@@ -51,5 +51,30 @@ TEST(StepAllocations, NoneAfterTheFirstStep) {
   }
 }
 
+// A stage reserves its activations at its start: the forwards after it, at its micro-batch or
+// below, allocate none. A first forward at one row (as the stage before it) has made the
+// backend's scratch and GEMM plans; the reservation for four rows then grows the activations.
+TEST(StepAllocations, ReservedActivationsServeEveryForwardOfTheStage) {
+  const ModelConfig config = test_data::tiny_model_config();
+  auto gpu = make_cuda_backend(0);
+  Qwen3Model model(config, *gpu);
+  model.init_weights(3);
+  auto forward = [&](int64_t rows) {
+    const Batch batch = test_data::synthetic_global_batch(rows, 32, config.vocab_size, 8, rows);
+    EXPECT_GT(model.forward(batch).tokens, 0);
+    gpu->synchronize();
+  };
+  forward(1);
+  const size_t before = emulator::device_allocation_calls();
+  model.reserve_activations(4, 32);
+  gpu->synchronize();
+  const size_t reserved = emulator::device_allocation_calls();
+  EXPECT_GT(reserved, before) << "four rows' activations fit one row's buffer";
+  for (int64_t rows : {4, 1, 3})
+    forward(rows);
+  EXPECT_EQ(emulator::device_allocation_calls(), reserved)
+      << "a forward allocated device memory after the stage's reservation";
+}
+
 }  // namespace
 }  // namespace qwen3

@@ -22,6 +22,11 @@ struct alignas(16) uint4 {
   unsigned x, y, z, w;
 };
 
+// The rotary angles' (sin, cos) table entries.
+struct alignas(8) float2 {
+  float x, y;
+};
+
 struct alignas(8) uint2 {
   unsigned x, y;
 };

@@ -95,6 +95,17 @@ TEST(BackendMemory, ABufferMayOutliveItsBackend) {
 
 // The CPU backend has one attention implementation: it is what runs whatever a stage asks, said
 // in the note when the stage named other kernels; an unknown name is refused.
+TEST(BackendChecks, SetDocumentsNeedsIdsAndAShape) {
+  auto backend = qwen3::make_cpu_backend();
+  const std::vector<int32_t> ids(8, 0);
+  backend->set_documents(ids.data(), 2, 4);
+  const std::string missing = error_of([&] { backend->set_documents(nullptr, 2, 4); });
+  EXPECT_NE(missing.find("set_documents: no document ids for batch 2 × 4"), std::string::npos)
+      << missing;
+  const std::string empty = error_of([&] { backend->set_documents(ids.data(), 0, 4); });
+  EXPECT_NE(empty.find("batch 0 × 4"), std::string::npos) << empty;
+}
+
 TEST(BackendChecks, AttentionChoiceOnTheCpuIsItsOnlyImplementation) {
   auto backend = qwen3::make_cpu_backend();
   qwen3::AttentionRequest request{"auto", 2, 64, 4, 2, 16, true};

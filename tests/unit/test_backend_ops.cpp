@@ -244,6 +244,37 @@ std::vector<OpCase> all_cases() {
              {"y", a.read(y)},   {"rstd", a.read(rstd)},      {"dx", a.read(dx)},
              {"dw", a.read(dw)}, {"dx_in_place", a.read(dy)}, {"dw_in_place", a.read(dw2)}};
        }});
+  // The batch's angles made once (set_rope_positions; on the CUDA backend a table) and read by
+  // the rotations given the same positions; then new positions uploaded over the same buffer,
+  // which the next rotation must read rather than the stale table.
+  cases.push_back({"rope_positions_table", [](Arena& a) {
+                     std::vector<int32_t> pos(kN);
+                     for (int64_t i = 0; i < kN; ++i)
+                       pos[size_t(i)] = static_cast<int32_t>(i % 7 * 61);
+                     auto positions = a.ints({kN}, pos);
+                     a.backend().set_rope_positions(positions, 1e6, kHd);
+                     auto x = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 47, 3.0));
+                     auto w = a.stored({kHd}, normal(kHd, 48));
+                     auto y = a.poisoned({kN, kHq, kHd}, a.storage());
+                     auto rstd = a.poisoned({kN * kHq}, DType::F32);
+                     a.backend().qk_norm_rope_forward(x, w, positions, 1e-6f, 1e6, y, rstd);
+                     auto dy = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 49));
+                     auto dx = a.poisoned({kN, kHq, kHd}, a.storage());
+                     auto dw = a.stored({kHd}, normal(kHd, 50));
+                     a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dx, dw);
+                     auto rotated = a.poisoned({kN, kHq, kHd}, a.storage());
+                     a.backend().rope_backward(x, positions, 1e6, rotated);
+                     for (int32_t& p : pos)
+                       p = p * 3 + 1;
+                     a.backend().upload(pos.data(), positions);
+                     auto rotated_again = a.poisoned({kN, kHq, kHd}, a.storage());
+                     a.backend().rope_forward(x, positions, 1e6, rotated_again);
+                     return Outputs{{"y", a.read(y)},
+                                    {"dx", a.read(dx)},
+                                    {"dw", a.read(dw)},
+                                    {"rope_backward", a.read(rotated)},
+                                    {"after_new_positions", a.read(rotated_again)}};
+                   }});
   for (bool backward : {false, true})
     cases.push_back({backward ? "rope_backward" : "rope_forward", [backward](Arena& a) {
                        std::vector<int32_t> pos(kN);

@@ -144,16 +144,35 @@ struct Problem {
   qwen3::cpu::AttentionShape shape() const {
     return {d.batch, d.seq, d.q_heads, d.kv_heads, d.head_dim};
   }
+  // cuDNN with documents: its ragged layout, whose lse is token-major [batch × seq, q_heads].
+  bool ragged() const { return cudnn != nullptr && !docs.empty(); }
+
+  // cuDNN's graphs for this problem built, and its documents handed over.
+  void prepare_cudnn() {
+    int64_t bucket = 0;
+    std::string why_not;
+    if (ragged()) {
+      qwen3::cuda::DocumentSpans spans;
+      ASSERT_TRUE(qwen3::cuda::document_spans(docs.data(), d.batch, d.seq, &spans, &why_not))
+          << why_not;
+      bucket = spans.bucket;
+      ASSERT_TRUE(cudnn->supports(d, bucket, &why_not)) << why_not;
+      cudnn->set_documents(d, spans, nullptr);
+      return;
+    }
+    ASSERT_TRUE(cudnn->supports(d, bucket, &why_not)) << why_not;
+  }
 
   // out (bf16 bits) and lse, outputs poisoned with NaN first.
   void forward(std::vector<uint16_t>* out, std::vector<float>* lse) {
     DeviceMemory out_dev = upload(std::vector<uint16_t>(q_elems(), kBf16NaN));
     DeviceMemory lse_dev = upload(
         std::vector<float>(d.batch * d.q_heads * d.seq, std::numeric_limits<float>::quiet_NaN()));
-    if (cudnn != nullptr)
-      cudnn->forward(d, bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), bf16s(out_dev),
+    if (cudnn != nullptr) {
+      prepare_cudnn();
+      cudnn->forward(d, ragged(), bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), bf16s(out_dev),
                      static_cast<float*>(lse_dev.data()), nullptr);
-    else
+    } else
       qwen3::cuda::attention_forward(d, bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), docs_ptr(),
                                      bf16s(out_dev), static_cast<float*>(lse_dev.data()), nullptr);
     qwen3::cuda::synchronize_device();
@@ -172,11 +191,12 @@ struct Problem {
     ASSERT_GE(workspace_bytes, size_t(d.batch * d.q_heads * d.seq) * sizeof(float));
     DeviceMemory workspace = upload(std::vector<float>(workspace_bytes / sizeof(float),
                                                        std::numeric_limits<float>::quiet_NaN()));
-    if (cudnn != nullptr)
-      cudnn->backward(d, bf16s(dout_dev), bf16s(q_dev), bf16s(k_dev), bf16s(v_dev), bf16s(out_dev),
-                      static_cast<const float*>(lse_dev.data()), bf16s(dq_dev), bf16s(dk_dev),
-                      bf16s(dv_dev), nullptr);
-    else
+    if (cudnn != nullptr) {
+      prepare_cudnn();
+      cudnn->backward(d, ragged(), bf16s(dout_dev), bf16s(q_dev), bf16s(k_dev), bf16s(v_dev),
+                      bf16s(out_dev), static_cast<const float*>(lse_dev.data()), bf16s(dq_dev),
+                      bf16s(dk_dev), bf16s(dv_dev), nullptr);
+    } else
       qwen3::cuda::attention_backward(d, bf16s(dout_dev), bf16s(q_dev), bf16s(k_dev), bf16s(v_dev),
                                       bf16s(out_dev), static_cast<const float*>(lse_dev.data()),
                                       docs_ptr(), workspace.data(), bf16s(dq_dev), bf16s(dk_dev),
@@ -197,6 +217,16 @@ void expect_close(const char* name, const std::vector<float>& ref, const std::ve
   EXPECT_LT(error, tolerance) << name << ": normalised error " << error;
 }
 
+// lse[batch, heads, seq] as cuDNN's ragged layout keeps it: [batch × seq, heads].
+std::vector<float> token_major(const std::vector<float>& lse, const AttentionDims& d) {
+  std::vector<float> out(lse.size());
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t h = 0; h < d.q_heads; ++h)
+      for (int64_t t = 0; t < d.seq; ++t)
+        out[(b * d.seq + t) * d.q_heads + h] = lse[(b * d.q_heads + h) * d.seq + t];
+  return out;
+}
+
 // Forward against the CPU reference, then backward against it on the reference's out (rounded to
 // bf16, as the GPU stores it) and lse, so each pass is checked on its own.
 void check_against_reference(const AttentionDims& d, const std::vector<int32_t>& docs,
@@ -207,11 +237,12 @@ void check_against_reference(const AttentionDims& d, const std::vector<int32_t>&
   std::vector<float> ref_out(p.q_elems()), ref_lse(d.batch * d.q_heads * d.seq);
   qwen3::cpu::attention_forward<float>(p.shape(), p.q.values.data(), p.k.values.data(),
                                        p.v.values.data(), ref_docs, ref_out.data(), ref_lse.data());
+  const std::vector<float> lse_as_kept = p.ragged() ? token_major(ref_lse, d) : ref_lse;
   std::vector<uint16_t> out;
   std::vector<float> lse;
   p.forward(&out, &lse);
   expect_close("out", ref_out, to_floats(out), kBf16Tolerance);
-  expect_close("lse", ref_lse, lse, kLseTolerance);
+  expect_close("lse", lse_as_kept, lse, kLseTolerance);
 
   const Bf16Values out_bf16 = round_bf16(ref_out);
   std::vector<float> ref_dq(p.q_elems()), ref_dk(p.kv_elems()), ref_dv(p.kv_elems());
@@ -220,7 +251,7 @@ void check_against_reference(const AttentionDims& d, const std::vector<int32_t>&
                                         out_bf16.values.data(), ref_lse.data(), ref_docs,
                                         ref_dq.data(), ref_dk.data(), ref_dv.data());
   std::vector<uint16_t> dq, dk, dv;
-  p.backward(out_bf16.bits, ref_lse, &dq, &dk, &dv);
+  p.backward(out_bf16.bits, lse_as_kept, &dq, &dk, &dv);
   expect_close("dq", ref_dq, to_floats(dq), kBf16Tolerance);
   expect_close("dk", ref_dk, to_floats(dk), kBf16Tolerance);
   expect_close("dv", ref_dv, to_floats(dv), kBf16Tolerance);
@@ -294,8 +325,7 @@ TEST(CudaAttention, UnsupportedHeadDimIsAnError) {
 // Changing every input of one document (q, k, v and the output gradient) leaves the other
 // documents' out, lse, dq, dk and dv bit-identical: masked keys add exactly nothing, whichever
 // tiles the documents share. Forward and backward chained as the model runs them.
-TEST(CudaAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
-  SKIP_WITHOUT_GPU();
+void expect_documents_isolated(qwen3::cuda::CudnnAttention* cudnn) {
   const AttentionDims d{1, 700, 16, 8, 128};
   const std::vector<int32_t> docs = documents({{200, 150, 350}}, 5);
   const int32_t changed_doc = 6;  // tokens 200..349, sharing tiles with both neighbours
@@ -310,6 +340,7 @@ TEST(CudaAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
     return o;
   };
   Problem original(d, docs), changed(d, docs);
+  original.cudnn = changed.cudnn = cudnn;
   qwen3::test_data::change_document(
       docs, changed_doc, d.q_heads * d.head_dim, d.kv_heads * d.head_dim, changed.q.bits,
       changed.k.bits, changed.v.bits, changed.dout.bits, random_bf16(changed.q_elems(), 11).bits,
@@ -321,10 +352,15 @@ TEST(CudaAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
   const Outputs before = run(original), after = run(changed);
   using qwen3::test_data::expect_only_document_changed;
   expect_only_document_changed("out", docs, changed_doc, before.out, after.out, false);
-  expect_only_document_changed("lse", docs, changed_doc, before.lse, after.lse, true);
+  expect_only_document_changed("lse", docs, changed_doc, before.lse, after.lse, !original.ragged());
   expect_only_document_changed("dq", docs, changed_doc, before.dq, after.dq, false);
   expect_only_document_changed("dk", docs, changed_doc, before.dk, after.dk, false);
   expect_only_document_changed("dv", docs, changed_doc, before.dv, after.dv, false);
+}
+
+TEST(CudaAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  expect_documents_isolated(nullptr);
 }
 
 // Forward twice and backward twice on the same inputs: the same bits each time.
@@ -349,33 +385,49 @@ TEST(CudaAttention, RepeatedRunsAreBitIdentical) {
 }
 
 // cuDNN's fused attention (where installed, >= 9.25) against the same reference: dense causal
-// rows (document masking is refused, and the backend runs ours for it), GQA 1, 2 and 4, head_dim
-// 32, 64 and 128, sequences ending mid-tile, and bit-identical reruns (its deterministic backward).
+// rows and documents (its ragged layout), GQA 1, 2 and 4, head_dim 32, 64 and 128, sequences
+// ending mid-tile, documents of one token and bucket entries left empty, document isolation, and
+// bit-identical reruns (its deterministic backward).
 TEST(CudnnAttention, CausalAgainstTheCpuReference) {
   SKIP_WITHOUT_CUDNN();
   std::string why_not;
   qwen3::cuda::CudnnAttention* cudnn = cudnn_attention(&why_not);
   for (const AttentionDims& d : {AttentionDims{2, 300, 16, 8, 128}, AttentionDims{1, 257, 4, 1, 64},
                                  AttentionDims{2, 130, 3, 3, 32}}) {
-    ASSERT_TRUE(cudnn->supports(d, false, &why_not)) << why_not;
     check_against_reference(d, {}, cudnn);
   }
+}
+
+TEST(CudnnAttention, DocumentsAgainstTheCpuReference) {
+  SKIP_WITHOUT_CUDNN();
+  std::string why_not;
+  qwen3::cuda::CudnnAttention* cudnn = cudnn_attention(&why_not);
+  // 9 documents: a bucket of 16, 7 entries empty. Ids out of order, each contiguous.
+  check_against_reference({2, 300, 16, 8, 128},
+                          documents({{1, 7, 64, 150, 78}, {33, 1, 200, 66}}, 0), cudnn);
+  std::vector<int32_t> out_of_order = documents({{40, 100, 60, 1, 49, 50}}, 0);
+  for (int32_t& id : out_of_order)
+    id = 1000 - 7 * id;
+  check_against_reference({1, 300, 4, 1, 64}, out_of_order, cudnn);
+  check_against_reference({2, 130, 3, 3, 32}, documents({{50, 80}, {1, 129}}, 10), cudnn);
+  check_against_reference({1, 200, 6, 3, 64}, documents({{200}}, 0), cudnn);
+}
+
+TEST(CudnnAttention, ChangingOneDocumentLeavesTheOthersBitIdentical) {
+  SKIP_WITHOUT_CUDNN();
+  std::string why_not;
+  expect_documents_isolated(cudnn_attention(&why_not));
 }
 
 TEST(CudnnAttention, RepeatedRunsAreBitIdentical) {
   SKIP_WITHOUT_CUDNN();
   std::string why_not;
-  Problem p({2, 300, 16, 8, 128}, {});
-  p.cudnn = cudnn_attention(&why_not);
-  ASSERT_TRUE(p.cudnn->supports(p.d, false, &why_not)) << why_not;
-  expect_repeatable(p);
-}
-
-TEST(CudnnAttention, DocumentMaskingIsRefusedWithAReason) {
-  SKIP_WITHOUT_CUDNN();
-  std::string why_not;
-  EXPECT_FALSE(cudnn_attention(&why_not)->supports({1, 64, 2, 1, 64}, true, &why_not));
-  EXPECT_NE(why_not.find("document masking"), std::string::npos) << why_not;
+  for (const std::vector<int32_t>& docs :
+       {std::vector<int32_t>{}, documents({{1, 7, 64, 150, 78}, {300}}, 0)}) {
+    Problem p({2, 300, 16, 8, 128}, docs);
+    p.cudnn = cudnn_attention(&why_not);
+    expect_repeatable(p);
+  }
 }
 
 // The backend's choice for a stage: flash when asked; cuDNN when asked for (or auto) and it takes
@@ -404,9 +456,10 @@ TEST(CudaAttention, ChoiceNamesWhatRunsAndWhy) {
       EXPECT_EQ(dense.warn, request.kernels == "cudnn" || qwen3::cuda::cudnn_in_build());
     }
     request.documents = true;
+    // Documents go by cuDNN's ragged layout where cuDNN serves dense rows.
     const qwen3::AttentionChoice with_documents = backend->choose_attention(request);
-    EXPECT_EQ(with_documents.kernels, "flash");
-    EXPECT_EQ(with_documents.note.rfind("cuDNN: ", 0), 0u) << with_documents.note;
+    EXPECT_EQ(with_documents.kernels, dense.kernels) << with_documents.note;
+    EXPECT_EQ(with_documents.note, dense.note);
     request.documents = false;
   }
   request.kernels = "fastest";

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "core/kernels/cuda/attention.h"
+#include "core/kernels/cuda/document_spans.h"
 
 namespace qwen3::cuda {
 
@@ -24,17 +25,23 @@ class CudnnAttention {
   virtual ~CudnnAttention() = default;
   // "cudnn 9.25.0": the library's version at run time.
   virtual std::string name() const = 0;
-  // Whether cuDNN takes this shape, building (once) the forward and backward graphs for it; when
-  // not, `why_not` says why (the shape, the library's refusal).
-  virtual bool supports(const AttentionDims& d, bool documents, std::string* why_not) = 0;
-  // Shapes supports() accepted. Queued on `stream`; the host never waits.
-  virtual void forward(const AttentionDims& d, const __nv_bfloat16* q, const __nv_bfloat16* k,
-                       const __nv_bfloat16* v, __nv_bfloat16* out, float* lse,
-                       cudaStream_t stream) = 0;
-  virtual void backward(const AttentionDims& d, const __nv_bfloat16* dout, const __nv_bfloat16* q,
-                        const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* out,
-                        const float* lse, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
-                        cudaStream_t stream) = 0;
+  // Whether cuDNN takes this shape, building (once) the forward and backward graphs for it: dense
+  // rows where `document_bucket` is 0, else the ragged layout with that many entries
+  // (DocumentSpans::bucket). When not, `why_not` says why (the shape, the library's refusal).
+  virtual bool supports(const AttentionDims& d, int64_t document_bucket, std::string* why_not) = 0;
+  // The documents the following calls with `documents` mask by (spans of doc_ids[d.batch,
+  // d.seq]): their lengths and offsets queued for upload on `stream`.
+  virtual void set_documents(const AttentionDims& d, const DocumentSpans& spans,
+                             cudaStream_t stream) = 0;
+  // Shapes supports() accepted (with documents: at the bucket of the spans last set). Queued on
+  // `stream`; the host never waits.
+  virtual void forward(const AttentionDims& d, bool documents, const __nv_bfloat16* q,
+                       const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out,
+                       float* lse, cudaStream_t stream) = 0;
+  virtual void backward(const AttentionDims& d, bool documents, const __nv_bfloat16* dout,
+                        const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                        const __nv_bfloat16* out, const float* lse, __nv_bfloat16* dq,
+                        __nv_bfloat16* dk, __nv_bfloat16* dv, cudaStream_t stream) = 0;
 };
 
 // Whether this build has cuDNN's attention (attention_cudnn.cpp rather than the absent stub).

@@ -14,9 +14,11 @@ namespace qwen3::cuda {
 void embedding_forward(const int32_t* tokens, const __nv_bfloat16* table, int64_t n, int64_t vocab,
                        int64_t dim, __nv_bfloat16* out, IdCheckRecord* ids, cudaStream_t stream);
 
-size_t embedding_backward_workspace_bytes(int64_t n);
-// dtable[vocab, dim] += Σ over i with tokens[i] = t of dout[i, :], each row summed in fp32 in
-// token order: the result does not depend on scheduling.
+size_t embedding_backward_workspace_bytes(int64_t n, int64_t dim);
+// dtable[vocab, dim] += Σ over i with tokens[i] = t of dout[i, :], summed in fp32 in token order;
+// a token with more than 64 rows is summed in pieces of consecutive rows by separate blocks, the
+// pieces then added in order (embedding.cu). No atomics: the result does not depend on
+// scheduling.
 void embedding_backward(const int32_t* tokens, const __nv_bfloat16* dout, int64_t n, int64_t vocab,
                         int64_t dim, __nv_bfloat16* dtable, void* workspace, IdCheckRecord* ids,
                         cudaStream_t stream);

@@ -12,7 +12,8 @@ namespace {
 // rstd is the same bits rmsnorm_forward gives. Every lane has read the whole row before the
 // warp_sum inside row_sum_squares returns, and afterwards writes only its own pairs: y may alias x.
 __global__ void qk_norm_rope_forward_kernel(const bf16* x, const bf16* __restrict__ w,
-                                            const int32_t* __restrict__ positions, int64_t rows,
+                                            const int32_t* __restrict__ positions,
+                                            const float2* __restrict__ table, int64_t rows,
                                             int64_t heads, int64_t head_dim, float eps, float theta,
                                             bf16* y, float* __restrict__ rstd) {
   const int64_t row = int64_t(blockIdx.x) * kNormWarpsPerBlock + threadIdx.x / kWarpSize;
@@ -23,7 +24,7 @@ __global__ void qk_norm_rope_forward_kernel(const bf16* x, const bf16* __restric
       row_sum_squares(head_dim, lane, [&](int64_t c) { return __bfloat162float(xr[c]); });
   const float inv = rsqrtf(sum_sq / float(head_dim) + eps);
   if (lane == 0) rstd[row] = inv;
-  const int32_t position = positions[row / heads];
+  const int64_t token = row / heads;
   const int64_t half = head_dim / 2;
   bf16* yr = y + row * head_dim;
   for (int64_t i = lane; i < half; i += kWarpSize) {
@@ -33,7 +34,7 @@ __global__ void qk_norm_rope_forward_kernel(const bf16* x, const bf16* __restric
     const float hi = __bfloat162float(
         __float2bfloat16_rn(rmsnorm_output(__bfloat162float(xr[i + half]), inv, w[i + half])));
     float s, c;
-    rope_sincos(position, i, half, theta, &s, &c);
+    rope_angle(positions, table, token, i, half, theta, &s, &c);
     yr[i] = __float2bfloat16_rn(lo * c - hi * s);
     yr[i + half] = __float2bfloat16_rn(hi * c + lo * s);
   }
@@ -43,10 +44,11 @@ __global__ void qk_norm_rope_forward_kernel(const bf16* x, const bf16* __restric
 struct RotatedPair {
   float lo, hi;
 };
-__device__ inline RotatedPair unrotate(const bf16* dyr, int64_t i, int64_t half, int32_t position,
+__device__ inline RotatedPair unrotate(const bf16* dyr, int64_t i, int64_t half,
+                                       const int32_t* positions, const float2* table, int64_t token,
                                        float theta) {
   float s, c;
-  rope_sincos(position, i, half, theta, &s, &c);
+  rope_angle(positions, table, token, i, half, theta, &s, &c);
   const float a = __bfloat162float(dyr[i]), b = __bfloat162float(dyr[i + half]);
   return {a * c + b * s, b * c - a * s};
 }
@@ -57,7 +59,8 @@ __device__ inline RotatedPair unrotate(const bf16* dyr, int64_t i, int64_t half,
 __global__ void qk_norm_rope_backward_dx_kernel(const bf16* dy, const bf16* __restrict__ x,
                                                 const bf16* __restrict__ w,
                                                 const float* __restrict__ rstd,
-                                                const int32_t* __restrict__ positions, int64_t rows,
+                                                const int32_t* __restrict__ positions,
+                                                const float2* __restrict__ table, int64_t rows,
                                                 int64_t heads, int64_t head_dim, float theta,
                                                 bf16* dx) {
   const int64_t row = int64_t(blockIdx.x) * kNormWarpsPerBlock + threadIdx.x / kWarpSize;
@@ -66,18 +69,18 @@ __global__ void qk_norm_rope_backward_dx_kernel(const bf16* dy, const bf16* __re
   const bf16* dyr = dy + row * head_dim;
   const bf16* xr = x + row * head_dim;
   const float inv = rstd[row];
-  const int32_t position = positions[row / heads];
+  const int64_t token = row / heads;
   const int64_t half = head_dim / 2;
   float dot = 0.0f;
   for (int64_t i = lane; i < half; i += kWarpSize) {
-    const RotatedPair g = unrotate(dyr, i, half, position, theta);
+    const RotatedPair g = unrotate(dyr, i, half, positions, table, token, theta);
     dot += g.lo * __bfloat162float(w[i]) * (__bfloat162float(xr[i]) * inv) +
            g.hi * __bfloat162float(w[i + half]) * (__bfloat162float(xr[i + half]) * inv);
   }
   const float mean_dot = warp_sum(dot) / float(head_dim);
   bf16* dxr = dx + row * head_dim;
   for (int64_t i = lane; i < half; i += kWarpSize) {
-    const RotatedPair g = unrotate(dyr, i, half, position, theta);
+    const RotatedPair g = unrotate(dyr, i, half, positions, table, token, theta);
     const float xhat_lo = __bfloat162float(xr[i]) * inv;
     const float xhat_hi = __bfloat162float(xr[i + half]) * inv;
     dxr[i] = __float2bfloat16_rn(inv * (g.lo * __bfloat162float(w[i]) - xhat_lo * mean_dot));
@@ -90,8 +93,9 @@ __global__ void qk_norm_rope_backward_dx_kernel(const bf16* dy, const bf16* __re
 // run along head_dim, so loads are coalesced; grid (column blocks, chunks).
 __global__ void qk_norm_rope_dw_partials_kernel(
     const bf16* __restrict__ dy, const bf16* __restrict__ x, const float* __restrict__ rstd,
-    const int32_t* __restrict__ positions, int64_t norm_rows, int64_t heads, int64_t head_dim,
-    float theta, int64_t rows_per_chunk, float* __restrict__ partials) {
+    const int32_t* __restrict__ positions, const float2* __restrict__ table, int64_t norm_rows,
+    int64_t heads, int64_t head_dim, float theta, int64_t rows_per_chunk,
+    float* __restrict__ partials) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t chunk = blockIdx.y;
   if (c >= head_dim) return;
@@ -102,7 +106,8 @@ __global__ void qk_norm_rope_dw_partials_kernel(
   const int64_t end = begin + rows_per_chunk < norm_rows ? begin + rows_per_chunk : norm_rows;
   float sum = 0.0f;
   for (int64_t r = begin; r < end; ++r) {
-    const RotatedPair g = unrotate(dy + r * head_dim, pair, half, positions[r / heads], theta);
+    const RotatedPair g =
+        unrotate(dy + r * head_dim, pair, half, positions, table, r / heads, theta);
     sum += (low ? g.lo : g.hi) * (__bfloat162float(x[r * head_dim + c]) * rstd[r]);
   }
   partials[chunk * head_dim + c] = sum;
@@ -112,12 +117,12 @@ __global__ void qk_norm_rope_dw_partials_kernel(
 
 void qk_norm_rope_forward(const bf16* x, const bf16* w, const int32_t* positions, int64_t rows,
                           int64_t heads, int64_t head_dim, float eps, double theta, bf16* y,
-                          float* rstd, cudaStream_t stream) {
+                          float* rstd, cudaStream_t stream, const float2* table) {
   const int64_t norm_rows = rows * heads;
   if (norm_rows == 0) return;
   const unsigned blocks = static_cast<unsigned>(ceil_div(norm_rows, kNormWarpsPerBlock));
   qk_norm_rope_forward_kernel<<<blocks, kNormWarpsPerBlock * kWarpSize, 0, stream>>>(
-      x, w, positions, rows, heads, head_dim, eps, static_cast<float>(theta), y, rstd);
+      x, w, positions, table, rows, heads, head_dim, eps, static_cast<float>(theta), y, rstd);
   QWEN3_CUDA_CHECK_LAUNCH();
 }
 
@@ -129,7 +134,8 @@ size_t qk_norm_rope_backward_workspace_bytes(int64_t rows, int64_t heads, int64_
 
 void qk_norm_rope_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd,
                            const int32_t* positions, int64_t rows, int64_t heads, int64_t head_dim,
-                           double theta, bf16* dx, bf16* dw, void* workspace, cudaStream_t stream) {
+                           double theta, bf16* dx, bf16* dw, void* workspace, cudaStream_t stream,
+                           const float2* table) {
   const int64_t norm_rows = rows * heads;
   if (norm_rows == 0) return;
   const float theta_f = static_cast<float>(theta);
@@ -139,14 +145,14 @@ void qk_norm_rope_backward(const bf16* dy, const bf16* x, const bf16* w, const f
   const unsigned column_blocks = static_cast<unsigned>(ceil_div(head_dim, kNormColumnThreads));
   const dim3 partial_grid(column_blocks, static_cast<unsigned>(chunks));
   qk_norm_rope_dw_partials_kernel<<<partial_grid, kNormColumnThreads, 0, stream>>>(
-      dy, x, rstd, positions, norm_rows, heads, head_dim, theta_f, per_chunk, partials);
+      dy, x, rstd, positions, table, norm_rows, heads, head_dim, theta_f, per_chunk, partials);
   QWEN3_CUDA_CHECK_LAUNCH();
   norm_dw_finish_kernel<<<column_blocks, kNormColumnThreads, 0, stream>>>(partials, chunks,
                                                                           head_dim, dw);
   QWEN3_CUDA_CHECK_LAUNCH();
   const unsigned blocks = static_cast<unsigned>(ceil_div(norm_rows, kNormWarpsPerBlock));
   qk_norm_rope_backward_dx_kernel<<<blocks, kNormWarpsPerBlock * kWarpSize, 0, stream>>>(
-      dy, x, w, rstd, positions, rows, heads, head_dim, theta_f, dx);
+      dy, x, w, rstd, positions, table, rows, heads, head_dim, theta_f, dx);
   QWEN3_CUDA_CHECK_LAUNCH();
 }
 

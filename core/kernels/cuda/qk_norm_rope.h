@@ -10,11 +10,13 @@
 namespace qwen3::cuda {
 
 // x[rows, heads, head_dim], w[head_dim], positions[rows] -> y[rows, heads, head_dim] (may alias
-// x), rstd[rows · heads]. The arithmetic is rmsnorm_forward's followed by rope's, the normalised
-// value rounded to bf16 where that pair stores it.
+// x), rstd[rows · heads]. `table`: rope_table's for these positions and theta (rope.h), or null
+// to compute the angles here. The arithmetic is rmsnorm_forward's followed by rope's, the
+// normalised value rounded to bf16 where that pair stores it.
 void qk_norm_rope_forward(const __nv_bfloat16* x, const __nv_bfloat16* w, const int32_t* positions,
                           int64_t rows, int64_t heads, int64_t head_dim, float eps, double theta,
-                          __nv_bfloat16* y, float* rstd, cudaStream_t stream);
+                          __nv_bfloat16* y, float* rstd, cudaStream_t stream,
+                          const float2* table = nullptr);
 
 size_t qk_norm_rope_backward_workspace_bytes(int64_t rows, int64_t heads, int64_t head_dim);
 // dx[rows, heads, head_dim] (overwritten; may alias dy), dw[head_dim] += Σ over rows and heads,
@@ -23,6 +25,6 @@ size_t qk_norm_rope_backward_workspace_bytes(int64_t rows, int64_t heads, int64_
 void qk_norm_rope_backward(const __nv_bfloat16* dy, const __nv_bfloat16* x, const __nv_bfloat16* w,
                            const float* rstd, const int32_t* positions, int64_t rows, int64_t heads,
                            int64_t head_dim, double theta, __nv_bfloat16* dx, __nv_bfloat16* dw,
-                           void* workspace, cudaStream_t stream);
+                           void* workspace, cudaStream_t stream, const float2* table = nullptr);
 
 }  // namespace qwen3::cuda

@@ -8,8 +8,9 @@ namespace qwen3::cuda {
 namespace {
 
 // One thread per (row, head, pair).
-__global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ positions, int64_t rows,
-                            int64_t heads, int64_t half, float theta, float sin_sign, bf16* y) {
+__global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ positions,
+                            const float2* __restrict__ table, int64_t rows, int64_t heads,
+                            int64_t half, float theta, float sin_sign, bf16* y) {
   const int64_t total = rows * heads * half;
   for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
        t += int64_t(gridDim.x) * blockDim.x) {
@@ -17,7 +18,7 @@ __global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ positions
     const int64_t row_head = t / half;
     const int64_t row = row_head / heads;
     float s, c;
-    rope_sincos(positions[row], i, half, theta, &s, &c);
+    rope_angle(positions, table, row, i, half, theta, &s, &c);
     s *= sin_sign;
     const int64_t base = row_head * 2 * half;
     const float a = __bfloat162float(x[base + i]), b = __bfloat162float(x[base + i + half]);
@@ -26,16 +27,37 @@ __global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ positions
   }
 }
 
+// One thread per (row, pair).
+__global__ void rope_table_kernel(const int32_t* __restrict__ positions, int64_t rows, int64_t half,
+                                  float theta, float2* __restrict__ table) {
+  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < rows * half;
+       t += int64_t(gridDim.x) * blockDim.x) {
+    float s, c;
+    rope_sincos(positions[t / half], t % half, half, theta, &s, &c);
+    table[t] = float2{s, c};
+  }
+}
+
 }  // namespace
 
+void rope_table(const int32_t* positions, int64_t rows, int64_t head_dim, double theta,
+                float2* table, cudaStream_t stream) {
+  const int64_t entries = rows * (head_dim / 2);
+  if (entries == 0) return;
+  constexpr int kThreads = 256;
+  rope_table_kernel<<<grid_for(entries, kThreads, 1 << 20), kThreads, 0, stream>>>(
+      positions, rows, head_dim / 2, static_cast<float>(theta), table);
+  QWEN3_CUDA_CHECK_LAUNCH();
+}
+
 void rope(const bf16* x, const int32_t* positions, int64_t rows, int64_t heads, int64_t head_dim,
-          double theta, bool backward, bf16* y, cudaStream_t stream) {
+          double theta, bool backward, bf16* y, cudaStream_t stream, const float2* table) {
   const int64_t pairs = rows * heads * (head_dim / 2);
   if (pairs == 0) return;
   constexpr int kThreads = 256;
   rope_kernel<<<grid_for(pairs, kThreads, 1 << 20), kThreads, 0, stream>>>(
-      x, positions, rows, heads, head_dim / 2, static_cast<float>(theta), backward ? -1.0f : 1.0f,
-      y);
+      x, positions, table, rows, heads, head_dim / 2, static_cast<float>(theta),
+      backward ? -1.0f : 1.0f, y);
   QWEN3_CUDA_CHECK_LAUNCH();
 }
 

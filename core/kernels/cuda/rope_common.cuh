@@ -13,4 +13,18 @@ __device__ inline void rope_sincos(int32_t position, int64_t i, int64_t half, fl
   sincosf(float(position) * inv_freq, sin_out, cos_out);
 }
 
+// Pair i of a head of `token`: read from the batch's table (rope_table: [tokens, half] of
+// (sin, cos), the same bits rope_sincos gives) where there is one, else computed.
+__device__ inline void rope_angle(const int32_t* positions, const float2* table, int64_t token,
+                                  int64_t i, int64_t half, float theta, float* sin_out,
+                                  float* cos_out) {
+  if (table != nullptr) {
+    const float2 entry = table[token * half + i];
+    *sin_out = entry.x;
+    *cos_out = entry.y;
+    return;
+  }
+  rope_sincos(positions[token], i, half, theta, sin_out, cos_out);
+}
+
 }  // namespace qwen3::cuda
