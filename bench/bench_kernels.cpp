@@ -190,6 +190,10 @@ int main(int argc, char** argv) {
     }
     b.time("embedding_backward (zipf ids)", nd, 6.0 * n * d, 0,
            [&] { be.embedding_backward(zipf_tokens, x, table); });
+    // Into an fp32 table gradient (grad_dtype: fp32, the default): 8 bytes per touched element.
+    auto table_grad32 = b.tensor(DType::F32, {vocab, d}, 0.02, 42);
+    b.time("embedding_backward (zipf ids, fp32 grad)", nd, 10.0 * n * d, 0,
+           [&] { be.embedding_backward(zipf_tokens, x, table_grad32); });
 
     auto norm_w = b.tensor(bf, {d}, 1, 5), rstd = b.tensor(DType::F32, {n}, 1, 6);
     b.time("rmsnorm_forward", nd, 4.0 * n * d, 0,
@@ -210,22 +214,31 @@ int main(int argc, char** argv) {
     auto dwq = b.tensor(bf, {hq * hd, d}, 0.02, 11);
     b.time("linear_backward (q_proj)", nd + "→" + std::to_string(hq * hd), 0, 2 * q_flops,
            [&] { be.linear_backward(q, x, wq, &dx, false, dwq); });
-    auto w_up = b.tensor(bf, {inter, d}, 0.02, 12), gate = b.tensor(bf, {n, inter}, 1, 13),
-         up = b.tensor(bf, {n, inter}, 1, 14), h = b.tensor(bf, {n, inter}, 1, 15);
+    // gate_proj and up_proj as the model runs them: one GEMM over their adjacent weights.
+    auto w_gate_up = b.tensor(bf, {2 * inter, d}, 0.02, 12),
+         gate_up = b.tensor(bf, {n, 2 * inter}, 1, 13), h = b.tensor(bf, {n, inter}, 1, 15);
     const double mlp_flops = 2.0 * n * d * inter;
-    b.time("linear_forward (gate_proj)", nd + "→" + std::to_string(inter), 0, mlp_flops,
-           [&] { be.linear_forward(x, w_up, gate); });
+    b.time("linear_forward (gate_up_proj)", nd + "→" + std::to_string(2 * inter), 0, 2 * mlp_flops,
+           [&] { be.linear_forward(x, w_gate_up, gate_up); });
+    auto dw_gate_up = b.tensor(DType::F32, {2 * inter, d}, 0.02, 47);
+    b.time("linear_backward (gate_up_proj, fp32 dw)", nd + "→" + std::to_string(2 * inter), 0,
+           4 * mlp_flops,
+           [&] { be.linear_backward(gate_up, x, w_gate_up, &dx, false, dw_gate_up); });
     auto w_down = b.tensor(bf, {d, inter}, 0.02, 16), dw_down = b.tensor(bf, {d, inter}, 0.02, 17);
     b.time("linear_forward (down_proj)", std::to_string(n) + "×" + std::to_string(inter) + "→1024",
            0, mlp_flops, [&] { be.linear_forward(h, w_down, y); });
     auto dh = b.tensor(bf, {n, inter}, 1, 18);
     b.time("linear_backward (down_proj)", std::to_string(n) + "×" + std::to_string(inter) + "→1024",
            0, 2 * mlp_flops, [&] { be.linear_backward(y, h, w_down, &dh, false, dw_down); });
+    auto dw_down32 = b.tensor(DType::F32, {d, inter}, 0.02, 43);
+    b.time("linear_backward (down_proj, fp32 dw)",
+           std::to_string(n) + "×" + std::to_string(inter) + "→1024", 0, 2 * mlp_flops,
+           [&] { be.linear_backward(y, h, w_down, &dh, false, dw_down32); });
     const double ni = double(n) * inter;
     b.time("swiglu_forward", std::to_string(n) + "×" + std::to_string(inter), 6.0 * ni, 0,
-           [&] { be.swiglu_forward(gate, up, h); });
+           [&] { be.swiglu_forward(gate_up, h); });
     b.time("swiglu_backward", std::to_string(n) + "×" + std::to_string(inter), 10.0 * ni, 0,
-           [&] { be.swiglu_backward(h, gate, up, dh, h); });
+           [&] { be.swiglu_backward(h, gate_up, gate_up); });
 
     auto positions = b.tensor(DType::I32, {n}, 1, 19);
     const TensorView q3 = q.reshaped({n, hq, hd});
@@ -288,6 +301,28 @@ int main(int argc, char** argv) {
            [&] { be.cross_entropy_forward(logits, targets, -100, losses, lse); });
     b.time("cross_entropy_backward", ce_shape, 2 * logit_bytes, 0,
            [&] { be.cross_entropy_backward(logits, lse, targets, -100, 1e-4f, logits); });
+    b.time("cross_entropy_forward_backward (fused)", ce_shape, 3 * logit_bytes, 0, [&] {
+      be.cross_entropy_forward_backward(logits, targets, -100, 1e-4f, losses, lse, logits);
+    });
+    // The whole LM head and loss over ce_rows tokens as the model ran it before the fusion (logits
+    // made in the forward, made again in the backward, which is what a chunked head does) and as it
+    // runs it now in training (made once, loss and gradient in one pass, the head's backward right
+    // after), into an fp32 weight gradient. FLOPs: the head's GEMMs only.
+    auto head_x = b.tensor(bf, {ce_rows, d}, 1, 44), head_dx = b.tensor(bf, {ce_rows, d}, 1, 45);
+    auto head_dw = b.tensor(DType::F32, {vocab, d}, 0.02, 46);
+    const double head_gemm = 2.0 * ce_rows * d * vocab;
+    b.time("lm_head + loss, logits made twice", ce_shape, 4 * logit_bytes, 4 * head_gemm, [&] {
+      be.linear_forward(head_x, table, logits);
+      be.cross_entropy_forward(logits, targets, -100, losses, lse);
+      be.linear_forward(head_x, table, logits);
+      be.cross_entropy_backward(logits, lse, targets, -100, 1e-4f, logits);
+      be.linear_backward(logits, head_x, table, &head_dx, false, head_dw);
+    });
+    b.time("lm_head + loss, fused", ce_shape, 3 * logit_bytes, 3 * head_gemm, [&] {
+      be.linear_forward(head_x, table, logits);
+      be.cross_entropy_forward_backward(logits, targets, -100, 1e-4f, losses, lse, logits);
+      be.linear_backward(logits, head_x, table, &head_dx, false, head_dw);
+    });
 
     // One rank's ZeRO shard of the 0.6B model's flat buffers over 8 ranks: 75M elements.
     const int64_t shard = 75'000'000;

@@ -13,7 +13,8 @@
 // zero_footprint() (parallel/zero_footprint.h), which should predict them to the byte.
 //
 // Part 2, computed with zero_footprint() for the full --model (Qwen3-0.6B by default) at rank
-// counts this machine cannot run, in fp32 (CPU) and bf16 (CUDA) storage. --markdown prints only
+// counts this machine cannot run, in fp32 (CPU) and bf16 (CUDA) storage, the CUDA one with fp32 and
+// with bf16 gradients. --markdown prints only
 // this part, as GitHub markdown tables for docs/.
 #include <unistd.h>
 
@@ -352,8 +353,8 @@ int run_measured(const Options& o, const ModelConfig& full_config, const MpiEnvi
     peak_is_per_stage = reset_peak_resident() && peak_is_per_stage;
     const Measured m =
         measure_stage(config, *backend, comm, sync, pattern, stage, micro_batches, o.steps);
-    const ZeroFootprint p =
-        zero_footprint(layout.flat_size(), /*storage_bytes=*/4, stage, ranks, micro_batches);
+    const ZeroFootprint p = zero_footprint(layout.flat_size(), /*storage_bytes=*/4,
+                                           /*grad_bytes=*/4, stage, ranks, micro_batches);
     const double slowest_seconds = sync.all_reduce_value(m.optimizer_seconds, ReduceOp::Max);
 
     Table t{{"per rank", "measured", "predicted", "measured/predicted", ""}, {}, true};
@@ -441,25 +442,26 @@ std::string computed_tables(const Options& o, const ModelConfig& config) {
 
   struct Precision {
     const char* title;
-    int storage_bytes;
+    int storage_bytes, grad_bytes;
   };
   const Precision precisions[] = {
-      {"CPU: fp32 weights and gradients (s = 4 bytes), fp32 optimizer state", 4},
-      {"GPU: bf16 weights and gradients (s = 2 bytes), fp32 optimizer state", 2}};
+      {"CPU: fp32 weights and gradients, fp32 optimizer state", 4, 4},
+      {"GPU, grad_dtype fp32 (the default): bf16 weights, fp32 gradients, fp32 optimizer state", 2,
+       4},
+      {"GPU, grad_dtype bf16: bf16 weights and gradients, fp32 optimizer state", 2, 2}};
   for (const Precision& precision : precisions) {
     Table t{{"stage", "ranks", "weights", "gradients", "optimizer state", "total per rank",
-             "sent per rank per step", "sent / (Ψ·s)"},
+             "sent per rank per step", "sent per parameter"},
             {}};
     for (int stage = 0; stage <= 2; ++stage) {
       for (int ranks : kPart2Ranks) {
-        const ZeroFootprint f = zero_footprint(layout.flat_size(), precision.storage_bytes, stage,
-                                               ranks, micro_batches);
-        const double model_bytes = double(psi) * precision.storage_bytes;
+        const ZeroFootprint f = zero_footprint(layout.flat_size(), precision.storage_bytes,
+                                               precision.grad_bytes, stage, ranks, micro_batches);
         t.rows.push_back({std::to_string(stage), std::to_string(ranks),
                           human_bytes(double(f.weights)), human_bytes(double(f.gradients)),
                           human_bytes(double(f.optimizer)), human_bytes(double(f.total_memory())),
                           human_bytes(double(f.ring_bytes_sent)),
-                          fmt::format("{:.2f}", double(f.ring_bytes_sent) / model_bytes)});
+                          fmt::format("{:.2f} B", double(f.ring_bytes_sent) / double(psi))});
       }
     }
     out += o.markdown ? fmt::format("\n**{}**\n\n{}", precision.title, render_markdown(t))
@@ -469,8 +471,10 @@ std::string computed_tables(const Options& o, const ModelConfig& config) {
       "The working gradient buffer is counted full at every stage: the buckets that overlap the "
       "backward pass are reduced out of it in place, so it does not shrink. Bucketing "
       "(overlap_grad_reduce) sends the same bytes in more, smaller collectives.\n"
-      "Stage 2 reduce-scatters every micro-batch, so it sends (M + 1)(N - 1)/N · Ψ·s per step "
-      "against 2(N - 1)/N · Ψ·s at stages 0 and 1.";
+      "With g the gradient's bytes per element and s the weights': stage 0 all-reduces "
+      "2(N - 1)/N · Ψ·g per step, stage 1 reduce-scatters (N - 1)/N · Ψ·g and all-gathers "
+      "(N - 1)/N · Ψ·s, stage 2 reduce-scatters every micro-batch, M(N - 1)/N · Ψ·g, then "
+      "all-gathers.";
   out += "\n" + notes + "\n";
   return out;
 }

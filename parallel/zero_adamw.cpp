@@ -39,9 +39,12 @@ ZeroAdamW::ZeroAdamW(Backend& backend, Communicator& comm, Communicator& host_co
               "{} parameters and {} gradients. Build the model with flat_multiple {}.",
               comm.size(), shard_.padded_size, layout.flat_size(), params.numel(), grads.numel(),
               ShardLayout::flat_multiple(comm.size()));
-  QWEN3_CHECK(params.dtype == backend.storage_dtype() && grads.dtype == backend.storage_dtype(),
-              "ZeRO buffers must be in the backend's storage dtype {}",
-              dtype_name(backend.storage_dtype()));
+  QWEN3_CHECK(params.dtype == backend.storage_dtype(),
+              "ZeRO's parameters must be in the backend's storage dtype {}, got {}",
+              dtype_name(backend.storage_dtype()), dtype_name(params.dtype));
+  QWEN3_CHECK(grads.dtype == DType::F32 || grads.dtype == backend.storage_dtype(),
+              "ZeRO's gradients must be f32 or the backend's storage dtype {}, got {}",
+              dtype_name(backend.storage_dtype()), dtype_name(grads.dtype));
   validate_decay_rule(options.decay, layout);
   final_from_ = launched_from_ = shard_.padded_size;
 
@@ -57,8 +60,8 @@ ZeroAdamW::ZeroAdamW(Backend& backend, Communicator& comm, Communicator& host_co
   state_ = backend.allocate(3 * range_bytes);
   backend.fill_zero(state_->view(DType::F32, {3 * range_elements_}));
   if (options.zero_stage >= 1) {
-    reduced_shard_ = backend.allocate(static_cast<size_t>(shard_.shard_size) *
-                                      dtype_size(backend.storage_dtype()));
+    reduced_shard_ =
+        backend.allocate(static_cast<size_t>(shard_.shard_size) * dtype_size(grads.dtype));
   }
   if (options.zero_stage == 2) {
     grad_shard_ = backend.allocate(static_cast<size_t>(shard_.shard_size) * sizeof(float));
@@ -104,7 +107,7 @@ void ZeroAdamW::zero_grad(int64_t micro_batches) {
 }
 
 TensorView ZeroAdamW::reduced_shard() const {
-  return reduced_shard_->view(backend_.storage_dtype(), {shard_.shard_size});
+  return reduced_shard_->view(grads_.dtype, {shard_.shard_size});
 }
 
 bool ZeroAdamW::reduces_running_backward() const {
@@ -120,7 +123,7 @@ void ZeroAdamW::gradients_final(int64_t final_from) {
               final_from, shard_.padded_size, final_from_);
   final_from_ = final_from;
   const int64_t ready_bytes =
-      (launched_from_ - final_from_) * static_cast<int64_t>(dtype_size(backend_.storage_dtype()));
+      (launched_from_ - final_from_) * static_cast<int64_t>(dtype_size(grads_.dtype));
   if (ready_bytes > 0 && (ready_bytes >= options_.grad_bucket_bytes || final_from_ == 0))
     launch_bucket(final_from_, launched_from_);
 }

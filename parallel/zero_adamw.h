@@ -12,6 +12,8 @@
 // The optimizer state is fp32 on every backend: master weights, first and second moments, one
 // each per element of the rank's range (the shard; the whole buffer at stage 0). After an update
 // the master weights are copied (converted to the storage dtype) into the model's parameters.
+// Gradients are reduced in the dtype of the model's gradient buffer (fp32 by default, or the
+// storage dtype; Qwen3Model::set_grad_dtype), and the reduced shard of stages 1 and 2 has it too.
 //
 // A step, with the trainer doing forward and backward:
 //   zero_grad(M); for each of the M micro-batches { forward; backward; micro_batch_done(); }
@@ -56,17 +58,19 @@ struct AdamWOptions {
   // Reduce gradients in buckets during the backward pass (see above) rather than in one
   // collective after it.
   bool overlap_grad_reduce = true;
-  // A bucket goes out once this many bytes (storage dtype) have become final since the previous
-  // one. 25 MiB, PyTorch DDP's default, makes about one bucket per Qwen3-0.6B layer (15.7M
-  // parameters, 31 MB in bf16); buckets start and end where the model announces, at layers.
+  // A bucket goes out once this many bytes (of the gradient dtype) have become final since the
+  // previous one. 25 MiB, PyTorch DDP's default, makes one bucket per Qwen3-0.6B layer (15.7M
+  // parameters, 63 MB in fp32, 31 MB in bf16); buckets start and end where the model announces, at
+  // layers.
   int64_t grad_bucket_bytes = int64_t{25} << 20;
 };
 
 class ZeroAdamW {
  public:
   // `params` and `grads`: the model's padded flat buffers [padded_size], padded_size a multiple
-  // of ShardLayout::flat_multiple(comm.size()). `comm` carries the buffers (MPI on CPU, NCCL on
-  // GPU); `host_comm` the scalar reductions (the norm). They may be the same communicator.
+  // of ShardLayout::flat_multiple(comm.size()); params in the storage dtype, grads in F32 or it.
+  // `comm` carries the buffers (MPI on CPU, NCCL on GPU); `host_comm` the scalar reductions (the
+  // norm). They may be the same communicator.
   ZeroAdamW(Backend& backend, Communicator& comm, Communicator& host_comm,
             const ParamLayout& layout, TensorView params, TensorView grads,
             const AdamWOptions& options);
@@ -130,7 +134,7 @@ class ZeroAdamW {
   };
   TensorView state_view(int which) const;  // 0 master, 1 m, 2 v
   TensorView grads_for_update() const;     // the reduced gradient over this rank's range
-  TensorView reduced_shard() const;        // stages 1, 2: [shard] storage dtype
+  TensorView reduced_shard() const;        // stages 1, 2: [shard] in the gradients' dtype
   // Whether the running backward's gradients are reduced: every micro-batch's at stage 2, the
   // step's last at stages 0 and 1.
   bool reduces_running_backward() const;
@@ -149,7 +153,7 @@ class ZeroAdamW {
   std::vector<DecayRange> ranges_;
   int64_t range_elements_ = 0;
   std::unique_ptr<Buffer> state_;          // [3, range] f32
-  std::unique_ptr<Buffer> reduced_shard_;  // stages 1, 2: [shard] storage dtype
+  std::unique_ptr<Buffer> reduced_shard_;  // stages 1, 2: [shard] in the gradients' dtype
   std::unique_ptr<Buffer> grad_shard_;     // stage 2: [shard] f32 accumulator
   int64_t steps_ = 0;
   // The step's micro-batches as zero_grad was told, and how many have ended.

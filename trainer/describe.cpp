@@ -1,5 +1,7 @@
 #include "trainer/describe.h"
 
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "core/model/activations.h"
@@ -47,42 +49,59 @@ void append_parameters(std::string& out, const ModelConfig& c, const ParamLayout
 
 void append_memory(std::string& out, const ModelConfig& c, const ParamLayout& layout) {
   const double p = double(layout.unique_parameters());
-  const PrecisionPlan plans[] = {kFp32Plan, kMixedPlan};
-  auto row = [&](const std::string& what, double a, double b) {
-    out += fmt::format("  {:<42} {:>16} {:>22}\n", what, a < 0 ? "-" : human_bytes(a),
-                       b < 0 ? "-" : human_bytes(b));
+  const PrecisionPlan plans[] = {kFp32Plan, kMixedPlan, kMixedBf16GradsPlan};
+  // One cell per plan; a negative value prints as "-".
+  auto row = [&](const std::string& what, const std::vector<double>& cells) {
+    out += fmt::format("  {:<42}", what);
+    for (double v : cells)
+      out += fmt::format(" {:>18}", v < 0 ? "-" : human_bytes(v));
+    out += "\n";
   };
   out +=
       "\nMemory per replica, before ZeRO sharding (ZeRO divides optimizer state, and with stage 2\n"
-      "gradients, by the number of ranks)\n";
-  out += fmt::format("  {:<42} {:>16} {:>22}\n", "", plans[0].name, plans[1].name);
-  auto per_param = [&](auto field) {
-    row(field.first, p * (plans[0].*field.second), p * (plans[1].*field.second));
+      "gradients, by the number of ranks); the CUDA backend runs bf16 with grad_dtype fp32 (the\n"
+      "default) or bf16\n";
+  out += fmt::format("  {:<42}", "");
+  for (const PrecisionPlan& plan : plans)
+    out += fmt::format(" {:>18}", plan.name);
+  out += "\n";
+  auto per_param = [&](const char* what, int PrecisionPlan::*field, bool absent_when_zero) {
+    std::vector<double> cells;
+    for (const PrecisionPlan& plan : plans)
+      cells.push_back(absent_when_zero && plan.*field == 0 ? -1 : p * (plan.*field));
+    row(what, cells);
   };
-  per_param(std::pair{"weights", &PrecisionPlan::weight_bytes});
-  row("fp32 master weights", -1, p * plans[1].master_bytes);
-  per_param(std::pair{"gradients", &PrecisionPlan::gradient_bytes});
-  per_param(std::pair{"AdamW state (m, v in fp32)", &PrecisionPlan::optimizer_bytes});
-  row("total", p * plans[0].bytes_per_parameter(), p * plans[1].bytes_per_parameter());
-  out += fmt::format("  {:<42} {:>16} {:>22}\n", "bytes per parameter",
-                     plans[0].bytes_per_parameter(), plans[1].bytes_per_parameter());
+  per_param("weights", &PrecisionPlan::weight_bytes, false);
+  per_param("fp32 master weights", &PrecisionPlan::master_bytes, true);
+  per_param("gradients", &PrecisionPlan::gradient_bytes, false);
+  per_param("AdamW state (m, v in fp32)", &PrecisionPlan::optimizer_bytes, false);
+  std::vector<double> totals;
+  for (const PrecisionPlan& plan : plans)
+    totals.push_back(p * plan.bytes_per_parameter());
+  row("total", totals);
+  out += fmt::format("  {:<42}", "bytes per parameter");
+  for (const PrecisionPlan& plan : plans)
+    out += fmt::format(" {:>18}", plan.bytes_per_parameter());
+  out += "\n";
 
-  // Activations kept for the backward pass, from the same layout the model allocates.
+  // Activations kept for the backward pass, from the same layout the model allocates: fp32 on the
+  // CPU, bf16 on the GPU whatever the gradients' dtype.
   const ActivationLayout fp32_acts(c, 1, 1, DType::F32), bf16_acts(c, 1, 1, DType::BF16);
   const auto saved = ActivationRole::Saved;
   out += "\nActivations saved for backward, per token (without recomputation)\n";
+  out += fmt::format("  {:<42} {:>18} {:>18}\n", "", "fp32", "bf16");
   const double layers32 = double(fp32_acts.bytes_of(saved, true));
   const double layers16 = double(bf16_acts.bytes_of(saved, true));
-  row(fmt::format("one decoder layer"), layers32 / c.num_hidden_layers,
-      layers16 / c.num_hidden_layers);
-  row(fmt::format("{} decoder layers", c.num_hidden_layers), layers32, layers16);
+  row("one decoder layer", {layers32 / c.num_hidden_layers, layers16 / c.num_hidden_layers});
+  row(fmt::format("{} decoder layers", c.num_hidden_layers), {layers32, layers16});
   const double head32 = double(fp32_acts.bytes_of(saved)) - layers32;
   const double head16 = double(bf16_acts.bytes_of(saved)) - layers16;
-  row(fmt::format("final norm + logits ({} per token)", with_commas(c.vocab_size)), head32, head16);
-  row("total per token", layers32 + head32, layers16 + head16);
+  row(fmt::format("final norm + logits ({} per token)", with_commas(c.vocab_size)),
+      {head32, head16});
+  row("total per token", {layers32 + head32, layers16 + head16});
   const int64_t seq = std::min<int64_t>(4096, c.max_position_embeddings);
-  row(fmt::format("one {}-token sequence", with_commas(seq)), (layers32 + head32) * seq,
-      (layers16 + head16) * seq);
+  row(fmt::format("one {}-token sequence", with_commas(seq)),
+      {(layers32 + head32) * seq, (layers16 + head16) * seq});
 }
 
 }  // namespace

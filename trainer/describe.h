@@ -6,9 +6,10 @@
 
 namespace qwen3 {
 
-// Bytes per parameter of each training precision. fp32: everything fp32. Mixed: bf16 weights and
-// gradients for compute and communication, fp32 master weights and AdamW moments in the optimizer
-// (the 2 + 2 + 12 bytes per parameter of the ZeRO paper's accounting).
+// Bytes per parameter of each training precision. fp32: everything fp32. Mixed: bf16 weights for
+// compute and for the all-gather, fp32 master weights and AdamW moments in the optimizer, and
+// gradients in fp32 (the default, `grad_dtype: fp32`, as Megatron and torchtitan keep them) or
+// bf16 (`grad_dtype: bf16`: the 2 + 2 + 12 bytes per parameter of the ZeRO paper's accounting).
 struct PrecisionPlan {
   const char* name;
   int weight_bytes;  // the weights the forward pass reads
@@ -22,7 +23,8 @@ struct PrecisionPlan {
 };
 
 constexpr PrecisionPlan kFp32Plan{"fp32", 4, 0, 4, 8};
-constexpr PrecisionPlan kMixedPlan{"bf16 + fp32 master", 2, 4, 2, 8};
+constexpr PrecisionPlan kMixedPlan{"bf16, fp32 grads", 2, 4, 4, 8};
+constexpr PrecisionPlan kMixedBf16GradsPlan{"bf16, bf16 grads", 2, 4, 2, 8};
 
 // The whole report. `source` is the YAML path, printed in the header.
 std::string describe_model(const ModelConfig& config, const std::string& source);

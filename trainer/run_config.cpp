@@ -31,7 +31,7 @@ struct CheckpointFields {
 };
 
 struct StageFields {
-  std::string name, attention;
+  std::string name, attention, grad_dtype;
   YAML::Node train_data, eval_data, optimizer;
   int64_t seq_len = 0, tokens = 0, steps = 0, batch_tokens = 0, micro_batch = 0, zero_stage = 0,
           checkpoint_interval = 0, eval_interval = 0, data_seed = 0, lm_head_chunk_tokens = 0;
@@ -126,6 +126,11 @@ const OptionSchema<StageFields>& stage_schema() {
         .optional("optimizer", &F::optimizer, YAML::Node(), "AdamW and schedule (see below)")
         .optional("zero_stage", &F::zero_stage, int64_t{1},
                   "0: optimizer state replicated; 1: sharded; 2: gradients sharded too")
+        .optional("grad_dtype", &F::grad_dtype, std::string("fp32"),
+                  "dtype gradients accumulate over micro-batches and are reduced across ranks "
+                  "in: fp32, or bf16 (half the memory and traffic on the CUDA backend, but the "
+                  "running sum is rounded to 8 bits at every micro-batch, so small contributions "
+                  "are lost); the CPU backend is fp32 throughout")
         .optional("overlap_grad_reduce", &F::overlap_grad_reduce,
                   AdamWOptions{}.overlap_grad_reduce,
                   "reduce the gradients in buckets while the backward pass runs (on GPUs, on a "
@@ -134,7 +139,7 @@ const OptionSchema<StageFields>& stage_schema() {
         .optional("grad_bucket_mb", &F::grad_bucket_mb,
                   double(AdamWOptions{}.grad_bucket_bytes) / kBytesPerMiB,
                   "with overlap_grad_reduce: a bucket goes out once this many MiB of gradients "
-                  "are final (25: about one Qwen3-0.6B layer in bf16); buckets end at layers")
+                  "are final (25: one Qwen3-0.6B layer); buckets end at layers")
         .optional("checkpoint_interval", &F::checkpoint_interval, int64_t{0},
                   "steps between checkpoints; 0: only at the end of the stage")
         .optional("eval_interval", &F::eval_interval, int64_t{0},
@@ -402,6 +407,9 @@ StageConfig read_stage(const YAML::Node& node, const std::string& file, int inde
   st.zero_stage = static_cast<int>(f.zero_stage);
   if (f.zero_stage < 0 || f.zero_stage > 2)
     fail("zero_stage", fmt::format("must be 0, 1 or 2, got {}", f.zero_stage));
+  st.grad_dtype = f.grad_dtype;
+  if (f.grad_dtype != "fp32" && f.grad_dtype != "bf16")
+    fail("grad_dtype", fmt::format("'{}' is not one of fp32, bf16", f.grad_dtype));
   st.overlap_grad_reduce = f.overlap_grad_reduce;
   st.grad_bucket_mb = f.grad_bucket_mb;
   // At least one byte; at most 1 TiB, which is already more than any model's gradient.
@@ -645,6 +653,7 @@ std::string dump_run_config(const RunConfig& run) {
     e << YAML::Key << "batch_tokens" << YAML::Value << st.batch_tokens;
     e << YAML::Key << "micro_batch" << YAML::Value << st.micro_batch;
     e << YAML::Key << "zero_stage" << YAML::Value << st.zero_stage;
+    e << YAML::Key << "grad_dtype" << YAML::Value << st.grad_dtype;
     e << YAML::Key << "overlap_grad_reduce" << YAML::Value << st.overlap_grad_reduce;
     e << YAML::Key << "grad_bucket_mb" << YAML::Value << number(st.grad_bucket_mb);
     e << YAML::Key << "checkpoint_interval" << YAML::Value << st.checkpoint_interval;

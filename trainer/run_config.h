@@ -52,6 +52,7 @@ struct StageConfig {
   int64_t micro_batch = 1;   // sequences per rank per forward/backward
   OptimizerConfig optimizer;
   int zero_stage = 1;
+  std::string grad_dtype = "fp32";     // gradients accumulate and are reduced in fp32 or bf16
   bool overlap_grad_reduce = true;     // gradients reduced in buckets during the backward pass
   double grad_bucket_mb = 25.0;        // MiB per bucket (optimizer.adamw.grad_bucket_bytes)
   int64_t checkpoint_interval = 0;     // steps; 0: only at the end of the stage

@@ -42,9 +42,10 @@ StepResult train_step(Qwen3Model& model, ZeroAdamW& optimizer, Communicator& hos
   // takes part in the same collectives.
   const float scale = result.tokens > 0 ? static_cast<float>(1.0 / double(result.tokens)) : 0.0f;
   // The micro-batches' losses add up on the device; the host reads them once, after the norm
-  // (which it must wait for anyway), so nothing inside the loop waits for the GPU.
+  // (which it must wait for anyway), so nothing inside the loop waits for the GPU. The scale is
+  // known before the forward, which therefore runs the LM head's backward fused with the loss.
   for (const Batch& b : micro_batches) {
-    model.forward_queued(b);
+    model.forward_queued(b, scale);
     model.backward(scale);
     optimizer.micro_batch_done();
   }

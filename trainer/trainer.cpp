@@ -263,6 +263,8 @@ bool Run::run_stage(size_t s) {
   model_->reserve_activations(stage.micro_batch, stage.seq_len);
   const AttentionChoice attention = choose_attention(stage);
 
+  // bf16 gradients are the storage dtype's; on the CPU backend that is fp32 as well.
+  model_->set_grad_dtype(stage.grad_dtype == "bf16" ? backend_.storage_dtype() : DType::F32);
   ZeroAdamW optimizer(backend_, comm_, host_, model_->layout(), model_->params_padded(),
                       model_->grads_padded(), stage.optimizer.adamw);
   std::string optimizer_from = "fresh";
@@ -308,11 +310,12 @@ bool Run::run_stage(size_t s) {
   say(fmt::format(
       "stage {}/{} '{}': {} steps of {} tokens ({} sequences of {}; {} per rank as {} "
       "micro-batches of {}), RoPE base {}, ZeRO {}, {} schedule, optimizer state: "
-      "{}; gradients reduced {}; attention: {}{}",
+      "{}; {} gradients reduced {}; attention: {}{}",
       s + 1, run_.stages.size(), stage.name, stage.steps, stage.batch_tokens,
       stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_, accumulation,
       stage.micro_batch, state_.rope_theta, stage.zero_stage,
       schedule_kind_name(stage.optimizer.schedule.kind), optimizer_from,
+      model_->grad_dtype() == DType::F32 ? "fp32" : "bf16",
       stage.overlap_grad_reduce
           ? fmt::format("in {} MiB buckets during the backward pass", stage.grad_bucket_mb)
           : std::string("after the backward pass"),

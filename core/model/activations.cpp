@@ -52,8 +52,7 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
     a.resid_mid = t("resid_mid", s, {n, d});
     a.ln2 = t("ln2", s, {n, d});
     a.ln2_rstd = t("ln2_rstd", f32, {n});
-    a.gate = t("gate", s, {n, inter});
-    a.up = t("up", s, {n, inter});
+    a.gate_up = t("gate_up", s, {n, 2 * inter});
     a.act = t("act", s, {n, inter});
     layers_.push_back(a);
   }
@@ -74,8 +73,6 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
   model_.d_q = add("d_q", s, {batch, seq, hq, hd}, scratch, false);
   model_.d_k = add("d_k", s, {batch, seq, hkv, hd}, scratch, false);
   model_.d_v = add("d_v", s, {batch, seq, hkv, hd}, scratch, false);
-  model_.d_gate = add("d_gate", s, {n, inter}, scratch, false);
-  model_.d_up = add("d_up", s, {n, inter}, scratch, false);
   model_.d_act = add("d_act", s, {n, inter}, scratch, false);
 }
 

@@ -42,7 +42,8 @@ struct LayerActivations {
   int resid_mid;  // [N, d] residual after attention
   int ln2;        // [N, d] post_attention_layernorm output
   int ln2_rstd;   // [N] f32
-  int gate, up;   // [N, I]
+  int gate_up;    // [N, 2I] rows of [gate | up], one GEMM's output; the backward overwrites it
+                  // with its gradient
   int act;        // [N, I] silu(gate) ⊙ up
 };
 
@@ -60,7 +61,7 @@ struct ModelActivations {
   int d_hidden;       // [N, d] gradient of a norm output
   int d_attn;         // [N, Hq·hd]
   int d_q, d_k, d_v;  // [N, Hq·hd], [N, Hkv·hd], [N, Hkv·hd] (after RoPE, then before QK-norm)
-  int d_gate, d_up, d_act;  // [N, I]
+  int d_act;          // [N, I]
 };
 
 // How the model trades compute for activation memory.
@@ -70,9 +71,10 @@ struct MemoryOptions {
   // activations for one more forward pass (about a third more compute).
   bool recompute_layers = false;
   // Rows of logits the LM head and loss work on at once. When the micro-batch has more tokens,
-  // the head runs in chunks of this many and the backward recomputes each chunk's logits (one
-  // more head GEMM), so [tokens, vocab] is never held whole. 0: automatic, chunks of at most
-  // kAutoLogitsElements logits.
+  // the head runs in chunks of this many, so [tokens, vocab] is never held whole: in training
+  // (the loss scale given to the forward) each chunk's loss, gradient and head backward follow
+  // its logits at once; otherwise the backward recomputes each chunk's logits (one more head
+  // GEMM). 0: automatic, chunks of at most kAutoLogitsElements logits.
   int64_t lm_head_chunk_tokens = 0;
   // 2^28 logits: 512 MiB in bf16 (1,766 tokens of Qwen3's 151,936-entry vocabulary), 1 GiB fp32.
   static constexpr int64_t kAutoLogitsElements = int64_t(1) << 28;

@@ -12,20 +12,23 @@ ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
   // layer's gradients form one slice (per-layer communication buckets later).
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    auto layer_tensor = [&](const char* component, ParamKind kind, Shape shape) {
-      return add(p + component + ".weight", component, l, kind, shape);
+    // `padded`: false inside a fused projection (q, k, v; gate, up), whose weights follow each
+    // other without a gap, so that one GEMM reads them as one matrix.
+    auto layer_tensor = [&](const char* component, ParamKind kind, Shape shape,
+                            bool padded = true) {
+      return add(p + component + ".weight", component, l, kind, shape, padded);
     };
     LayerParams lp;
     lp.input_layernorm = layer_tensor("input_layernorm", ParamKind::Norm, {d});
-    lp.q_proj = layer_tensor("self_attn.q_proj", ParamKind::Linear, {c.q_dim(), d});
-    lp.k_proj = layer_tensor("self_attn.k_proj", ParamKind::Linear, {c.kv_dim(), d});
+    lp.q_proj = layer_tensor("self_attn.q_proj", ParamKind::Linear, {c.q_dim(), d}, false);
+    lp.k_proj = layer_tensor("self_attn.k_proj", ParamKind::Linear, {c.kv_dim(), d}, false);
     lp.v_proj = layer_tensor("self_attn.v_proj", ParamKind::Linear, {c.kv_dim(), d});
     // One head_dim-sized weight shared by all heads, as in HF's Qwen3RMSNorm(head_dim).
     lp.q_norm = layer_tensor("self_attn.q_norm", ParamKind::Norm, {hd});
     lp.k_norm = layer_tensor("self_attn.k_norm", ParamKind::Norm, {hd});
     lp.o_proj = layer_tensor("self_attn.o_proj", ParamKind::Linear, {d, c.q_dim()});
     lp.post_attention_layernorm = layer_tensor("post_attention_layernorm", ParamKind::Norm, {d});
-    lp.gate_proj = layer_tensor("mlp.gate_proj", ParamKind::Linear, {inter, d});
+    lp.gate_proj = layer_tensor("mlp.gate_proj", ParamKind::Linear, {inter, d}, false);
     lp.up_proj = layer_tensor("mlp.up_proj", ParamKind::Linear, {inter, d});
     lp.down_proj = layer_tensor("mlp.down_proj", ParamKind::Linear, {d, inter});
     layers_.push_back(lp);
@@ -37,7 +40,7 @@ ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
 }
 
 int ParamLayout::add(const std::string& name, const std::string& component, int layer,
-                     ParamKind kind, Shape shape) {
+                     ParamKind kind, Shape shape, bool padded) {
   ParamEntry e;
   e.name = name;
   e.component = component;
@@ -45,7 +48,9 @@ int ParamLayout::add(const std::string& name, const std::string& component, int 
   e.kind = kind;
   e.shape = shape;
   e.offset = flat_size_;
-  flat_size_ += (e.numel() + kAlignElements - 1) / kAlignElements * kAlignElements;
+  // The end rounded up, so the next tensor starts aligned (unless it continues a fused group).
+  flat_size_ += e.numel();
+  if (padded) flat_size_ = (flat_size_ + kAlignElements - 1) / kAlignElements * kAlignElements;
   entries_.push_back(e);
   return static_cast<int>(entries_.size()) - 1;
 }

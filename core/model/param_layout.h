@@ -35,7 +35,10 @@ class ParamLayout {
   explicit ParamLayout(const ModelConfig& config);
 
   // Tensor starts are aligned to this many elements (256 bytes in fp32): every view starts on a
-  // cache-line and vector-load boundary on both backends.
+  // cache-line and vector-load boundary on both backends. The exceptions are the second and third
+  // tensors of a fused projection (k_proj and v_proj after q_proj, up_proj after gate_proj),
+  // which follow the first without a gap so that one GEMM reads the group as one matrix; where
+  // the first's size is a multiple of 64 elements, as in every Qwen3 model, they are aligned too.
   static constexpr int64_t kAlignElements = 64;
 
   const std::vector<ParamEntry>& entries() const { return entries_; }
@@ -61,7 +64,7 @@ class ParamLayout {
 
  private:
   int add(const std::string& name, const std::string& component, int layer, ParamKind kind,
-          Shape shape);
+          Shape shape, bool padded = true);
 
   std::vector<ParamEntry> entries_;
   std::vector<LayerParams> layers_;

@@ -47,13 +47,24 @@ Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat
     : config_(config), backend_(backend), layout_(config) {
   QWEN3_CHECK(flat_multiple >= 1, "flat_multiple must be at least 1, got {}", flat_multiple);
   padded_size_ = (layout_.flat_size() + flat_multiple - 1) / flat_multiple * flat_multiple;
-  const size_t bytes = static_cast<size_t>(padded_size_) * dtype_size(backend.storage_dtype());
-  params_ = backend_.allocate(bytes);
-  grads_ = backend_.allocate(bytes);
+  params_ =
+      backend_.allocate(static_cast<size_t>(padded_size_) * dtype_size(backend.storage_dtype()));
+  grads_ = backend_.allocate(static_cast<size_t>(padded_size_) * dtype_size(grad_dtype_));
   loss_total_ = backend_.allocate(sizeof(double));
   backend_.fill_zero(params_padded());
   backend_.fill_zero(grads_padded());
   backend_.fill_zero(loss_total_->view(DType::F64, {1}));
+}
+
+void Qwen3Model::set_grad_dtype(DType dtype) {
+  QWEN3_CHECK(dtype == DType::F32 || dtype == backend_.storage_dtype(),
+              "gradients can be f32 or the {} backend's storage dtype {}, not {}", backend_.name(),
+              dtype_name(backend_.storage_dtype()), dtype_name(dtype));
+  if (dtype == grad_dtype_) return;
+  grads_.reset();  // before the new one: the two need not be held at once
+  grad_dtype_ = dtype;
+  grads_ = backend_.allocate(static_cast<size_t>(padded_size_) * dtype_size(grad_dtype_));
+  backend_.fill_zero(grads_padded());
 }
 
 TensorView Qwen3Model::param(int index) const {
@@ -64,8 +75,34 @@ TensorView Qwen3Model::param(int index) const {
 
 TensorView Qwen3Model::grad(int index) const {
   const ParamEntry& e = layout_[index];
-  return grads_->view(backend_.storage_dtype(), e.shape,
-                      e.offset * dtype_size(backend_.storage_dtype()));
+  return grads_->view(grad_dtype_, e.shape, e.offset * dtype_size(grad_dtype_));
+}
+
+namespace {
+
+// Entries [first, last] of the layout as one [Σ rows, cols] matrix: the fused projections' weights
+// (q, k, v; gate, up), which the layout stores back to back.
+Shape group_shape(const ParamLayout& layout, int first, int last) {
+  int64_t rows = 0;
+  for (int i = first; i <= last; ++i) {
+    QWEN3_CHECK(i == first || layout[i].offset == layout[i - 1].offset + layout[i - 1].numel(),
+                "{} does not follow {} without a gap, so the two are not one matrix",
+                layout[i].name, layout[i - 1].name);
+    rows += layout[i].shape[0];
+  }
+  return {rows, layout[first].shape[1]};
+}
+
+}  // namespace
+
+TensorView Qwen3Model::param_group(int first, int last) const {
+  return params_->view(backend_.storage_dtype(), group_shape(layout_, first, last),
+                       layout_[first].offset * dtype_size(backend_.storage_dtype()));
+}
+
+TensorView Qwen3Model::grad_group(int first, int last) const {
+  return grads_->view(grad_dtype_, group_shape(layout_, first, last),
+                      layout_[first].offset * dtype_size(grad_dtype_));
 }
 
 TensorView Qwen3Model::params_flat() const {
@@ -73,7 +110,7 @@ TensorView Qwen3Model::params_flat() const {
 }
 
 TensorView Qwen3Model::grads_flat() const {
-  return grads_->view(backend_.storage_dtype(), {layout_.flat_size()});
+  return grads_->view(grad_dtype_, {layout_.flat_size()});
 }
 
 TensorView Qwen3Model::params_padded() const {
@@ -81,7 +118,7 @@ TensorView Qwen3Model::params_padded() const {
 }
 
 TensorView Qwen3Model::grads_padded() const {
-  return grads_->view(backend_.storage_dtype(), {padded_size_});
+  return grads_->view(grad_dtype_, {padded_size_});
 }
 
 void Qwen3Model::init_weights(uint64_t seed) {
@@ -223,6 +260,14 @@ void Qwen3Model::head_logits(int64_t first, int64_t count) {
                           act(m.logits).rows(0, count));
 }
 
+void Qwen3Model::head_backward(int64_t first, int64_t count) {
+  const ModelActivations& m = acts_layout_->model();
+  const TensorView d_hidden_rows = act(m.d_hidden).rows(first, count);
+  backend_.linear_backward(act(m.logits).rows(0, count), act(m.final_norm).rows(first, count),
+                           param(layout_.lm_head()), &d_hidden_rows, false,
+                           grad(layout_.lm_head()));
+}
+
 void Qwen3Model::forward_layer(int l, bool recomputing) {
   Backend& be = backend_;
   const ModelConfig& c = config_;
@@ -256,9 +301,9 @@ void Qwen3Model::forward_layer(int l, bool recomputing) {
   // MLP block, its norm fused with the residual add that closes the attention block
   be.add_rmsnorm_forward(act(a.resid_in), act(m.delta), param(p.post_attention_layernorm), eps,
                          act(a.resid_mid), act(a.ln2), act(a.ln2_rstd));
-  be.linear_forward(act(a.ln2), param(p.gate_proj), act(a.gate));
-  be.linear_forward(act(a.ln2), param(p.up_proj), act(a.up));
-  be.swiglu_forward(act(a.gate), act(a.up), act(a.act));
+  // gate and up as one GEMM over their adjacent weights: rows of [gate | up].
+  be.linear_forward(act(a.ln2), param_group(p.gate_proj, p.up_proj), act(a.gate_up));
+  be.swiglu_forward(act(a.gate_up), act(a.act));
   if (recomputing) return;
   // The closing residual add, fused with the norm that reads its result: the next layer's input
   // norm, or the final norm.
@@ -274,7 +319,7 @@ void Qwen3Model::forward_layer(int l, bool recomputing) {
   }
 }
 
-int64_t Qwen3Model::forward_queued(const Batch& batch) {
+int64_t Qwen3Model::forward_queued(const Batch& batch, std::optional<float> loss_scale) {
   const std::vector<int32_t> shifted = upload_batch(batch);
   Backend& be = backend_;
   const ModelConfig& c = config_;
@@ -290,16 +335,26 @@ int64_t Qwen3Model::forward_queued(const Batch& batch) {
   // Each layer ends with the next norm (the last with the final norm) fused into its residual add.
   for (int l = 0; l < c.num_hidden_layers; ++l)
     forward_layer(l, false);
-  // The head and loss, a chunk of rows at a time where the logits would not fit whole.
+  // The head and loss, a chunk of rows at a time where the logits would not fit whole; with a
+  // loss scale, each chunk's logits become their gradient in the loss's pass and go straight
+  // through the head's backward.
   const TensorView targets = act(m.labels_shifted).reshaped({n});
   const int64_t chunk = acts_layout_->logits_rows();
   for (int64_t first = 0; first < n; first += chunk) {
     const int64_t count = std::min(chunk, n - first);
     head_logits(first, count);
-    be.cross_entropy_forward(act(m.logits).rows(0, count), targets.rows(first, count), kIgnoreIndex,
-                             act(m.token_losses).rows(first, count),
-                             act(m.logits_lse).rows(first, count));
+    const TensorView logits = act(m.logits).rows(0, count);
+    const TensorView losses = act(m.token_losses).rows(first, count);
+    const TensorView lse = act(m.logits_lse).rows(first, count);
+    if (loss_scale) {
+      be.cross_entropy_forward_backward(logits, targets.rows(first, count), kIgnoreIndex,
+                                        *loss_scale, losses, lse, logits);
+      head_backward(first, count);
+    } else {
+      be.cross_entropy_forward(logits, targets.rows(first, count), kIgnoreIndex, losses, lse);
+    }
   }
+  head_backward_scale_ = loss_scale;
 
   // Ignored tokens' losses are 0, so the sum over all is the sum over the scored.
   be.accumulate_sum(act(m.token_losses), loss_total_->view(DType::F64, {1}));
@@ -336,11 +391,12 @@ void Qwen3Model::backward_layer(int l) {
   const LayerParams& p = layout_.layer(l);
   const LayerActivations& a = acts_layout_->layer(l);
   // MLP block: resid_out = resid_mid + down(silu(gate(ln2)) ⊙ up(ln2))
-  const TensorView d_act = act(m.d_act), d_gate = act(m.d_gate), d_up = act(m.d_up);
+  const TensorView d_act = act(m.d_act), gate_up = act(a.gate_up);
   be.linear_backward(d_resid, act(a.act), param(p.down_proj), &d_act, false, grad(p.down_proj));
-  be.swiglu_backward(d_act, act(a.gate), act(a.up), d_gate, d_up);
-  be.linear_backward(d_gate, act(a.ln2), param(p.gate_proj), &d_hidden, false, grad(p.gate_proj));
-  be.linear_backward(d_up, act(a.ln2), param(p.up_proj), &d_hidden, true, grad(p.up_proj));
+  // [gate | up] rows become their gradient in place, then one GEMM pair over the adjacent weights.
+  be.swiglu_backward(d_act, gate_up, gate_up);
+  be.linear_backward(gate_up, act(a.ln2), param_group(p.gate_proj, p.up_proj), &d_hidden, false,
+                     grad_group(p.gate_proj, p.up_proj));
   be.rmsnorm_backward(d_hidden, act(a.resid_mid), param(p.post_attention_layernorm),
                       act(a.ln2_rstd), d_resid, true, grad(p.post_attention_layernorm));
 
@@ -380,21 +436,28 @@ void Qwen3Model::backward(float loss_scale) {
   const TensorView tokens = act(m.tokens).reshaped({n});
   const TensorView d_resid = act(m.d_resid), d_hidden = act(m.d_hidden);
 
-  // Loss and head, chunk by chunk: each chunk's logits (recomputed when the head is chunked)
-  // become their own gradient, then give d_hidden's rows and add into the head's gradient.
-  const TensorView targets = act(m.labels_shifted).reshaped({n});
-  const int64_t chunk = acts_layout_->logits_rows();
-  const bool recompute_logits = head_chunked();
-  for (int64_t first = 0; first < n; first += chunk) {
-    const int64_t count = std::min(chunk, n - first);
-    if (recompute_logits) head_logits(first, count);
-    const TensorView logits = act(m.logits).rows(0, count);
-    be.cross_entropy_backward(logits, act(m.logits_lse).rows(first, count),
-                              targets.rows(first, count), kIgnoreIndex, loss_scale, logits);
-    const TensorView d_hidden_rows = d_hidden.rows(first, count);
-    be.linear_backward(logits, act(m.final_norm).rows(first, count), param(layout_.lm_head()),
-                       &d_hidden_rows, false, grad(layout_.lm_head()));
+  // Loss and head, chunk by chunk, unless the forward ran them: each chunk's logits (recomputed
+  // when the head is chunked) become their own gradient, then give d_hidden's rows and add into
+  // the head's gradient.
+  if (head_backward_scale_) {
+    QWEN3_CHECK(*head_backward_scale_ == loss_scale,
+                "backward({}) after a forward that ran the head's backward with loss scale {}: "
+                "give both the same scale",
+                loss_scale, *head_backward_scale_);
+  } else {
+    const TensorView targets = act(m.labels_shifted).reshaped({n});
+    const int64_t chunk = acts_layout_->logits_rows();
+    const bool recompute_logits = head_chunked();
+    for (int64_t first = 0; first < n; first += chunk) {
+      const int64_t count = std::min(chunk, n - first);
+      if (recompute_logits) head_logits(first, count);
+      const TensorView logits = act(m.logits).rows(0, count);
+      be.cross_entropy_backward(logits, act(m.logits_lse).rows(first, count),
+                                targets.rows(first, count), kIgnoreIndex, loss_scale, logits);
+      head_backward(first, count);
+    }
   }
+  head_backward_scale_.reset();
   be.rmsnorm_backward(d_hidden, act(m.resid_final), param(layout_.final_norm()), act(m.final_rstd),
                       d_resid, false, grad(layout_.final_norm()));
   // The final norm and an untied head lie at the end of the buffer; a tied head's gradient went
@@ -422,6 +485,9 @@ void Qwen3Model::announce_gradients_final(int64_t final_from) {
 
 std::vector<float> Qwen3Model::logits_to_host() const {
   QWEN3_CHECK(forward_done_, "logits are available after forward() and before backward()");
+  QWEN3_CHECK(!head_backward_scale_,
+              "the forward ran with a loss scale, so the logits buffer holds their gradient: "
+              "read logits after a forward without one");
   QWEN3_CHECK(
       !head_chunked(),
       "the LM head ran in chunks of {} tokens, so the whole batch's logits were never held; "

@@ -1,10 +1,12 @@
 #pragma once
 // Qwen3ForCausalLM, forward and backward, written once against the Backend op interface.
 // Parameters and gradients are two flat buffers with the same ParamLayout; activations are a third,
-// sized for one (batch, seq) at a time.
+// sized for one (batch, seq) at a time. Parameters are in the backend's storage dtype, gradients
+// in fp32 unless set_grad_dtype says the storage dtype.
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/model/activations.h"
@@ -58,6 +60,14 @@ class Qwen3Model {
   // `flat_multiple` elements, so that ZeRO can split them into equal shards; the tail stays zero.
   Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat_multiple = 1);
 
+  // The dtype gradients accumulate in: F32 (the default), or the backend's storage dtype, which on
+  // a bf16 backend halves the buffer and the bytes reduced but rounds the running sum at every
+  // micro-batch, so contributions below half a bf16 step of the sum are lost. Changing it makes a
+  // new, zeroed gradient buffer: call between steps (a training stage sets it at its start), and
+  // take grads views again afterwards.
+  void set_grad_dtype(DType dtype);
+  DType grad_dtype() const { return grad_dtype_; }
+
   const ModelConfig& config() const { return config_; }
   // A training stage may change the RoPE base (Qwen3's long-context stage raises it to 1e6); the
   // saved config.json then carries the new value.
@@ -75,6 +85,10 @@ class Qwen3Model {
 
   TensorView param(int index) const;  // by ParamLayout index
   TensorView grad(int index) const;
+  // Layout entries [first, last], stored back to back, as one [Σ rows, cols] matrix (a fused
+  // projection's weights: gate_proj and up_proj, q_proj to v_proj).
+  TensorView param_group(int first, int last) const;
+  TensorView grad_group(int first, int last) const;
   TensorView params_flat() const;  // [flat_size]
   TensorView grads_flat() const;
   TensorView params_padded() const;  // [padded_size]: flat_size rounded up to flat_multiple
@@ -94,7 +108,13 @@ class Qwen3Model {
   // scored tokens is added to a running total on the device, without waiting for it; returns the
   // number of scored tokens (known on the host). A training step queues its micro-batches this
   // way and reads the total once, at its end.
-  int64_t forward_queued(const Batch& batch);
+  //
+  // With `loss_scale` (training, where the scale is known before the forward) the LM head's
+  // backward runs here too, fused with the loss: chunk by chunk the logits are made, turned into
+  // their loss and gradient in one pass, and give their rows of the final norm's gradient and
+  // their part of the head's weight gradient at once, so no chunk's logits are made twice or kept.
+  // backward() then starts at the final norm and must be given the same scale.
+  int64_t forward_queued(const Batch& batch, std::optional<float> loss_scale = std::nullopt);
   // The summed loss queued since the last call, in nats; waits for the device, then restarts the
   // total at zero.
   double take_loss_total();
@@ -133,6 +153,9 @@ class Qwen3Model {
   void backward_layer(int l);
   // Rows [first, first + count) of the head: logits = final_norm · Wᵀ into the logits buffer.
   void head_logits(int64_t first, int64_t count);
+  // The same rows' head backward from their logits' gradient (in the logits buffer): d_hidden's
+  // rows, and the head's weight gradient added to.
+  void head_backward(int64_t first, int64_t count);
   bool head_chunked() const;
   // Uploads tokens, shifted labels, positions and document ids; returns the shifted labels, which
   // the host needs to count scored tokens.
@@ -145,12 +168,15 @@ class Qwen3Model {
   ParamLayout layout_;
   int64_t padded_size_ = 0;
   std::unique_ptr<Buffer> params_, grads_;
+  DType grad_dtype_ = DType::F32;
   std::unique_ptr<Buffer> loss_total_;  // [1] f64: summed loss of the micro-batches queued
   std::unique_ptr<ActivationLayout> acts_layout_;
   std::unique_ptr<Buffer> acts_;
   MemoryOptions memory_;
   bool use_doc_ids_ = false;
   bool forward_done_ = false;
+  // The loss scale the last forward ran the head's backward with, if it did.
+  std::optional<float> head_backward_scale_;
   GradientsFinalHook gradients_final_hook_;
 };
 

@@ -86,6 +86,14 @@ void expect(const Backend& backend, const char* op, const char* arg, const Tenso
               t.shape.str(), shape.str());
 }
 
+// Weight gradients and the optimizer ops' gradients and sums: fp32 or the backend's storage dtype
+// (the model's gradient dtype, Qwen3Model::grad_dtype).
+void expect_float_like(const Backend& backend, const char* op, const char* arg, const TensorView& t,
+                       const Shape& shape) {
+  const DType dtype = t.dtype == DType::F32 ? DType::F32 : backend.storage_dtype();
+  expect(backend, op, arg, t, dtype, shape);
+}
+
 void expect_rank(const char* op, const char* arg, const TensorView& t, int rank) {
   QWEN3_CHECK(t.shape.rank() == rank, "{}: argument '{}' has shape {}, expected rank {}", op, arg,
               t.shape.str(), rank);
@@ -131,7 +139,7 @@ void Backend::embedding_backward(const TensorView& tokens, const TensorView& dou
   const DType s = storage_dtype();
   expect(*this, op, "tokens", tokens, DType::I32, {tokens.shape[0]});
   expect(*this, op, "dout", dout, s, {tokens.shape[0], dtable.shape[1]});
-  expect(*this, op, "dtable", dtable, s, {dtable.shape[0], dtable.shape[1]});
+  expect_float_like(*this, op, "dtable", dtable, {dtable.shape[0], dtable.shape[1]});
   embedding_backward_impl(tokens, dout, dtable);
 }
 
@@ -158,7 +166,7 @@ void Backend::linear_backward(const TensorView& dy, const TensorView& x, const T
   expect(*this, op, "x", x, s, {rows, in});
   expect(*this, op, "w", w, s, {out, in});
   if (dx) expect(*this, op, "dx", *dx, s, {rows, in});
-  expect(*this, op, "dw", dw, s, {out, in});
+  expect_float_like(*this, op, "dw", dw, {out, in});
   linear_backward_impl(dy, x, w, dx, accumulate_dx, dw);
 }
 
@@ -188,7 +196,7 @@ void Backend::rmsnorm_backward(const TensorView& dy, const TensorView& x, const 
   expect(*this, op, "w", w, s, {cols});
   expect(*this, op, "rstd", rstd, DType::F32, {rows});
   expect(*this, op, "dx", dx, s, {rows, cols});
-  expect(*this, op, "dw", dw, s, {cols});
+  expect_float_like(*this, op, "dw", dw, {cols});
   rmsnorm_backward_impl(dy, x, w, rstd, dx, accumulate_dx, dw);
 }
 
@@ -246,7 +254,7 @@ void Backend::qk_norm_rope_backward(const TensorView& dy, const TensorView& x, c
   expect(*this, op, "dy", dy, storage_dtype(), x.shape);
   expect(*this, op, "rstd", rstd, DType::F32, {x.shape[0] * x.shape[1]});
   expect(*this, op, "dx", dx, storage_dtype(), x.shape);
-  expect(*this, op, "dw", dw, storage_dtype(), w.shape);
+  expect_float_like(*this, op, "dw", dw, w.shape);
   qk_norm_rope_backward_impl(dy, x, w, rstd, positions, theta, dx, dw);
 }
 
@@ -360,24 +368,26 @@ void Backend::attention_backward(const TensorView& dout, const TensorView& q, co
   attention_backward_impl(dout, q, k, v, out, lse, doc_ids, dq, dk, dv);
 }
 
-void Backend::swiglu_forward(const TensorView& gate, const TensorView& up, const TensorView& h) {
+void Backend::swiglu_forward(const TensorView& gate_up, const TensorView& h) {
   const char* op = "swiglu_forward";
-  expect(*this, op, "up", up, storage_dtype(), gate.shape);
-  expect(*this, op, "h", h, storage_dtype(), gate.shape);
-  expect(*this, op, "gate", gate, storage_dtype(), gate.shape);
-  swiglu_forward_impl(gate, up, h);
+  expect_rank(op, "gate_up", gate_up, 2);
+  const int64_t rows = gate_up.shape[0], inter = gate_up.shape[1] / 2;
+  QWEN3_CHECK(gate_up.shape[1] % 2 == 0, "{}: gate_up has shape {}, expected [rows, 2 · inter]", op,
+              gate_up.shape.str());
+  expect(*this, op, "gate_up", gate_up, storage_dtype(), {rows, 2 * inter});
+  expect(*this, op, "h", h, storage_dtype(), {rows, inter});
+  swiglu_forward_impl(gate_up, h);
 }
 
-void Backend::swiglu_backward(const TensorView& dh, const TensorView& gate, const TensorView& up,
-                              const TensorView& dgate, const TensorView& dup) {
+void Backend::swiglu_backward(const TensorView& dh, const TensorView& gate_up,
+                              const TensorView& d_gate_up) {
   const char* op = "swiglu_backward";
-  for (const auto& [arg, t] : {std::pair<const char*, const TensorView&>{"dh", dh},
-                               {"gate", gate},
-                               {"up", up},
-                               {"dgate", dgate},
-                               {"dup", dup}})
-    expect(*this, op, arg, t, storage_dtype(), gate.shape);
-  swiglu_backward_impl(dh, gate, up, dgate, dup);
+  expect_rank(op, "dh", dh, 2);
+  const int64_t rows = dh.shape[0], inter = dh.shape[1];
+  expect(*this, op, "dh", dh, storage_dtype(), {rows, inter});
+  expect(*this, op, "gate_up", gate_up, storage_dtype(), {rows, 2 * inter});
+  expect(*this, op, "d_gate_up", d_gate_up, storage_dtype(), {rows, 2 * inter});
+  swiglu_backward_impl(dh, gate_up, d_gate_up);
 }
 
 void Backend::add(const TensorView& a, const TensorView& b, const TensorView& out) {
@@ -387,42 +397,56 @@ void Backend::add(const TensorView& a, const TensorView& b, const TensorView& ou
   add_impl(a, b, out);
 }
 
+namespace {
+
+// The cross-entropy ops' arguments: logits[rows, vocab] and dlogits (where given) in the storage
+// dtype, targets[rows] i32, losses (where given) and lse [rows] f32.
+void expect_cross_entropy(const Backend& backend, const char* op, const TensorView& logits,
+                          const TensorView& targets, const TensorView* losses,
+                          const TensorView& lse, const TensorView* dlogits) {
+  expect_rank(op, "logits", logits, 2);
+  const int64_t rows = logits.shape[0];
+  expect(backend, op, "logits", logits, backend.storage_dtype(), {rows, logits.shape[1]});
+  expect(backend, op, "targets", targets, DType::I32, {rows});
+  if (losses) expect(backend, op, "losses", *losses, DType::F32, {rows});
+  expect(backend, op, "lse", lse, DType::F32, {rows});
+  if (dlogits)
+    expect(backend, op, "dlogits", *dlogits, backend.storage_dtype(), {rows, logits.shape[1]});
+}
+
+}  // namespace
+
 void Backend::cross_entropy_forward(const TensorView& logits, const TensorView& targets,
                                     int32_t ignore_index, const TensorView& losses,
                                     const TensorView& lse) {
-  const char* op = "cross_entropy_forward";
-  expect_rank(op, "logits", logits, 2);
-  const int64_t rows = logits.shape[0];
-  expect(*this, op, "logits", logits, storage_dtype(), {rows, logits.shape[1]});
-  expect(*this, op, "targets", targets, DType::I32, {rows});
-  expect(*this, op, "losses", losses, DType::F32, {rows});
-  expect(*this, op, "lse", lse, DType::F32, {rows});
+  expect_cross_entropy(*this, "cross_entropy_forward", logits, targets, &losses, lse, nullptr);
   cross_entropy_forward_impl(logits, targets, ignore_index, losses, lse);
 }
 
 void Backend::cross_entropy_backward(const TensorView& logits, const TensorView& lse,
                                      const TensorView& targets, int32_t ignore_index, float scale,
                                      const TensorView& dlogits) {
-  const char* op = "cross_entropy_backward";
-  expect_rank(op, "logits", logits, 2);
-  const int64_t rows = logits.shape[0];
-  expect(*this, op, "logits", logits, storage_dtype(), {rows, logits.shape[1]});
-  expect(*this, op, "lse", lse, DType::F32, {rows});
-  expect(*this, op, "targets", targets, DType::I32, {rows});
-  expect(*this, op, "dlogits", dlogits, storage_dtype(), {rows, logits.shape[1]});
+  expect_cross_entropy(*this, "cross_entropy_backward", logits, targets, nullptr, lse, &dlogits);
   cross_entropy_backward_impl(logits, lse, targets, ignore_index, scale, dlogits);
 }
 
-namespace {
-
-// Optimizer ops take gradients and sums in fp32 or in the backend's storage dtype.
-void expect_float_like(const Backend& backend, const char* op, const char* arg, const TensorView& t,
-                       const Shape& shape) {
-  const DType dtype = t.dtype == DType::F32 ? DType::F32 : backend.storage_dtype();
-  expect(backend, op, arg, t, dtype, shape);
+void Backend::cross_entropy_forward_backward(const TensorView& logits, const TensorView& targets,
+                                             int32_t ignore_index, float scale,
+                                             const TensorView& losses, const TensorView& lse,
+                                             const TensorView& dlogits) {
+  expect_cross_entropy(*this, "cross_entropy_forward_backward", logits, targets, &losses, lse,
+                       &dlogits);
+  cross_entropy_forward_backward_impl(logits, targets, ignore_index, scale, losses, lse, dlogits);
 }
 
-}  // namespace
+void Backend::cross_entropy_forward_backward_impl(const TensorView& logits,
+                                                  const TensorView& targets, int32_t ignore_index,
+                                                  float scale, const TensorView& losses,
+                                                  const TensorView& lse,
+                                                  const TensorView& dlogits) {
+  cross_entropy_forward_impl(logits, targets, ignore_index, losses, lse);
+  cross_entropy_backward_impl(logits, lse, targets, ignore_index, scale, dlogits);
+}
 
 void Backend::copy(const TensorView& src, const TensorView& dst) {
   expect_float_like(*this, "copy", "src", src, src.shape);

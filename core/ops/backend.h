@@ -6,7 +6,8 @@
 //
 // Public methods check devices, dtypes and shapes once, here, for every backend, then call the
 // backend's *_impl. Activations and weights use storage_dtype(); per-row statistics (rstd, lse,
-// losses) are always F32; token ids, positions, targets and document ids are I32.
+// losses) are always F32; token ids, positions, targets and document ids are I32. Weight
+// gradients (dw, dtable), which accumulate over micro-batches, are F32 or storage_dtype().
 // Shapes use N = batch · seq tokens, d = hidden size.
 #include <memory>
 #include <string>
@@ -102,20 +103,21 @@ class Backend {
 
   // tokens[N] i32, table[V, d] -> out[N, d]
   void embedding_forward(const TensorView& tokens, const TensorView& table, const TensorView& out);
-  // dtable[V, d] += scatter of dout[N, d] by tokens, deterministic
+  // dtable[V, d] (F32 or storage) += scatter of dout[N, d] by tokens, deterministic
   void embedding_backward(const TensorView& tokens, const TensorView& dout,
                           const TensorView& dtable);
 
   // x[N, in], w[out, in] -> y[N, out] = x · wᵀ
   void linear_forward(const TensorView& x, const TensorView& w, const TensorView& y);
-  // dx[N, in] (=, or += when accumulate_dx; skipped when dx is null), dw[out, in] +=
+  // dx[N, in] (=, or += when accumulate_dx; skipped when dx is null), dw[out, in] (F32 or
+  // storage) +=
   void linear_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
                        const TensorView* dx, bool accumulate_dx, const TensorView& dw);
 
   // x[R, C], w[C] -> y[R, C], rstd[R] f32. QK-norm is this op on [N · heads, head_dim].
   void rmsnorm_forward(const TensorView& x, const TensorView& w, float eps, const TensorView& y,
                        const TensorView& rstd);
-  // dx[R, C] (= or +=), dw[C] +=
+  // dx[R, C] (= or +=), dw[C] (F32 or storage) +=
   void rmsnorm_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
                         const TensorView& rstd, const TensorView& dx, bool accumulate_dx,
                         const TensorView& dw);
@@ -130,7 +132,7 @@ class Backend {
   //   -> y[N, heads, head_dim] = rope(rmsnorm(x) · w), rstd[N · heads] f32
   void qk_norm_rope_forward(const TensorView& x, const TensorView& w, const TensorView& positions,
                             float eps, double theta, const TensorView& y, const TensorView& rstd);
-  // dx[N, heads, head_dim] overwritten (may alias dy), dw[head_dim] +=
+  // dx[N, heads, head_dim] overwritten (may alias dy), dw[head_dim] (F32 or storage) +=
   void qk_norm_rope_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
                              const TensorView& rstd, const TensorView& positions, double theta,
                              const TensorView& dx, const TensorView& dw);
@@ -169,10 +171,12 @@ class Backend {
                           const TensorView* doc_ids, const TensorView& dq, const TensorView& dk,
                           const TensorView& dv);
 
-  // gate[N, I], up[N, I] -> h[N, I] = silu(gate) ⊙ up
-  void swiglu_forward(const TensorView& gate, const TensorView& up, const TensorView& h);
-  void swiglu_backward(const TensorView& dh, const TensorView& gate, const TensorView& up,
-                       const TensorView& dgate, const TensorView& dup);
+  // gate_up[N, 2I], each row [gate (I) | up (I)] as one GEMM over the adjacent gate_proj and
+  // up_proj weights gives it -> h[N, I] = silu(gate) ⊙ up
+  void swiglu_forward(const TensorView& gate_up, const TensorView& h);
+  // dh[N, I] -> d_gate_up[N, 2I] in the same [dgate | dup] rows; may alias gate_up
+  void swiglu_backward(const TensorView& dh, const TensorView& gate_up,
+                       const TensorView& d_gate_up);
 
   // out = a + b, all the same shape (out may alias a or b)
   void add(const TensorView& a, const TensorView& b, const TensorView& out);
@@ -184,6 +188,13 @@ class Backend {
   void cross_entropy_backward(const TensorView& logits, const TensorView& lse,
                               const TensorView& targets, int32_t ignore_index, float scale,
                               const TensorView& dlogits);
+  // Both at once, for training, where the loss scale is known before the forward: losses and lse
+  // as cross_entropy_forward gives, dlogits (may alias logits) as cross_entropy_backward gives
+  // with that lse. The reference runs the two in sequence; a backend may fuse them (CUDA: one
+  // kernel, the logits read twice and written once).
+  void cross_entropy_forward_backward(const TensorView& logits, const TensorView& targets,
+                                      int32_t ignore_index, float scale, const TensorView& losses,
+                                      const TensorView& lse, const TensorView& dlogits);
 
   // ---- optimizer ops. "float-like" below means F32 or storage_dtype(). ----
   // dst[n] = src[n], converted to dst's dtype (fp32 master weights -> storage weights). Both
@@ -244,11 +255,9 @@ class Backend {
                                        const TensorView& out, const TensorView& lse,
                                        const TensorView* doc_ids, const TensorView& dq,
                                        const TensorView& dk, const TensorView& dv) = 0;
-  virtual void swiglu_forward_impl(const TensorView& gate, const TensorView& up,
-                                   const TensorView& h) = 0;
-  virtual void swiglu_backward_impl(const TensorView& dh, const TensorView& gate,
-                                    const TensorView& up, const TensorView& dgate,
-                                    const TensorView& dup) = 0;
+  virtual void swiglu_forward_impl(const TensorView& gate_up, const TensorView& h) = 0;
+  virtual void swiglu_backward_impl(const TensorView& dh, const TensorView& gate_up,
+                                    const TensorView& d_gate_up) = 0;
   virtual void add_impl(const TensorView& a, const TensorView& b, const TensorView& out) = 0;
   virtual void cross_entropy_forward_impl(const TensorView& logits, const TensorView& targets,
                                           int32_t ignore_index, const TensorView& losses,
@@ -256,6 +265,12 @@ class Backend {
   virtual void cross_entropy_backward_impl(const TensorView& logits, const TensorView& lse,
                                            const TensorView& targets, int32_t ignore_index,
                                            float scale, const TensorView& dlogits) = 0;
+  // The default: forward, then backward.
+  virtual void cross_entropy_forward_backward_impl(const TensorView& logits,
+                                                   const TensorView& targets, int32_t ignore_index,
+                                                   float scale, const TensorView& losses,
+                                                   const TensorView& lse,
+                                                   const TensorView& dlogits);
   virtual void copy_impl(const TensorView& src, const TensorView& dst) = 0;
   virtual void accumulate_impl(const TensorView& src, const TensorView& dst) = 0;
   virtual double sum_squares_impl(const TensorView& x) = 0;

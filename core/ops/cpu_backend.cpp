@@ -168,13 +168,15 @@ class CpuBackend final : public Backend {
                             f32_mut(dv));
   }
 
-  void swiglu_forward_impl(const TensorView& gate, const TensorView& up,
-                           const TensorView& h) override {
-    cpu::swiglu_forward(f32(gate), f32(up), gate.numel(), f32_mut(h));
+  void swiglu_forward_impl(const TensorView& gate_up, const TensorView& h) override {
+    const int64_t rows = h.shape[0], inter = h.shape[1];
+    cpu::swiglu_forward(f32(gate_up), f32(gate_up) + inter, rows, inter, 2 * inter, f32_mut(h));
   }
-  void swiglu_backward_impl(const TensorView& dh, const TensorView& gate, const TensorView& up,
-                            const TensorView& dgate, const TensorView& dup) override {
-    cpu::swiglu_backward(f32(dh), f32(gate), f32(up), gate.numel(), f32_mut(dgate), f32_mut(dup));
+  void swiglu_backward_impl(const TensorView& dh, const TensorView& gate_up,
+                            const TensorView& d_gate_up) override {
+    const int64_t rows = dh.shape[0], inter = dh.shape[1];
+    cpu::swiglu_backward(f32(dh), f32(gate_up), f32(gate_up) + inter, rows, inter, 2 * inter,
+                         f32_mut(d_gate_up), f32_mut(d_gate_up) + inter);
   }
 
   void add_impl(const TensorView& a, const TensorView& b, const TensorView& out) override {

@@ -202,8 +202,12 @@ class CudaBackend final : public Backend {
                                const TensorView& dtable) override {
     const int64_t n = tokens.numel();
     void* workspace = scratch(cuda::embedding_backward_workspace_bytes(n, dtable.shape[1]));
-    cuda::embedding_backward(i32(tokens), bf(dout), n, dtable.shape[0], dtable.shape[1],
-                             bf_mut(dtable), workspace, ids(), stream_);
+    if (is_bf16(dtable))
+      cuda::embedding_backward(i32(tokens), bf(dout), n, dtable.shape[0], dtable.shape[1],
+                               bf_mut(dtable), workspace, ids(), stream_);
+    else
+      cuda::embedding_backward(i32(tokens), bf(dout), n, dtable.shape[0], dtable.shape[1],
+                               f32_mut(dtable), workspace, ids(), stream_);
   }
 
   // Row-major y[N, out] = x[N, in] · w[out, in]ᵀ is column-major yᵀ[out, N] = w · xᵀ, with w's
@@ -228,13 +232,17 @@ class CudaBackend final : public Backend {
       p.beta = accumulate_dx ? 1.0f : 0.0f;
       gemm_->run(p, bf(w), bf(dy), bf_mut(*dx), stream_);
     }
-    // dw[out, in] += dyᵀ · x: column-major dwᵀ[in, out] += xᵀ[in, N] · dy[N, out].
+    // dw[out, in] += dyᵀ · x: column-major dwᵀ[in, out] += xᵀ[in, N] · dy[N, out], in the
+    // gradient's dtype.
     cuda::GemmProblem p;
     p.transpose_b = true;
     p.m = in, p.n = out, p.k = rows;
     p.lda = in, p.ldb = out, p.ldc = in;
     p.beta = 1.0f;
-    gemm_->run(p, bf(x), bf(dy), bf_mut(dw), stream_);
+    if (is_bf16(dw))
+      gemm_->run(p, bf(x), bf(dy), bf_mut(dw), stream_);
+    else
+      gemm_->run(p, bf(x), bf(dy), f32_mut(dw), stream_);
   }
 
   void rmsnorm_forward_impl(const TensorView& x, const TensorView& w, float eps,
@@ -247,8 +255,12 @@ class CudaBackend final : public Backend {
                              const TensorView& dw) override {
     const int64_t rows = x.shape[0], cols = x.shape[1];
     void* workspace = scratch(cuda::rmsnorm_backward_workspace_bytes(rows, cols));
-    cuda::rmsnorm_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), rows, cols, bf_mut(dx),
-                           accumulate_dx, bf_mut(dw), workspace, stream_);
+    if (is_bf16(dw))
+      cuda::rmsnorm_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), rows, cols, bf_mut(dx),
+                             accumulate_dx, bf_mut(dw), workspace, stream_);
+    else
+      cuda::rmsnorm_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), rows, cols, bf_mut(dx),
+                             accumulate_dx, f32_mut(dw), workspace, stream_);
   }
 
   void add_rmsnorm_forward_impl(const TensorView& a, const TensorView& b, const TensorView& w,
@@ -270,9 +282,15 @@ class CudaBackend final : public Backend {
                                   const TensorView& dx, const TensorView& dw) override {
     const int64_t rows = x.shape[0], heads = x.shape[1], head_dim = x.shape[2];
     void* workspace = scratch(cuda::qk_norm_rope_backward_workspace_bytes(rows, heads, head_dim));
-    cuda::qk_norm_rope_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), i32(positions), rows,
-                                heads, head_dim, theta, bf_mut(dx), bf_mut(dw), workspace, stream_,
-                                rope_table_for(positions, theta, head_dim));
+    const float2* table = rope_table_for(positions, theta, head_dim);
+    if (is_bf16(dw))
+      cuda::qk_norm_rope_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), i32(positions),
+                                  rows, heads, head_dim, theta, bf_mut(dx), bf_mut(dw), workspace,
+                                  stream_, table);
+    else
+      cuda::qk_norm_rope_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), i32(positions),
+                                  rows, heads, head_dim, theta, bf_mut(dx), f32_mut(dw), workspace,
+                                  stream_, table);
   }
 
   void rope_impl(const TensorView& x, const TensorView& positions, double theta,
@@ -416,14 +434,16 @@ class CudaBackend final : public Backend {
                              bf_mut(dv), stream_);
   }
 
-  void swiglu_forward_impl(const TensorView& gate, const TensorView& up,
-                           const TensorView& h) override {
-    cuda::swiglu_forward(bf(gate), bf(up), gate.numel(), bf_mut(h), stream_);
+  void swiglu_forward_impl(const TensorView& gate_up, const TensorView& h) override {
+    const int64_t rows = h.shape[0], inter = h.shape[1];
+    cuda::swiglu_forward(bf(gate_up), bf(gate_up) + inter, rows, inter, 2 * inter, bf_mut(h),
+                         stream_);
   }
-  void swiglu_backward_impl(const TensorView& dh, const TensorView& gate, const TensorView& up,
-                            const TensorView& dgate, const TensorView& dup) override {
-    cuda::swiglu_backward(bf(dh), bf(gate), bf(up), gate.numel(), bf_mut(dgate), bf_mut(dup),
-                          stream_);
+  void swiglu_backward_impl(const TensorView& dh, const TensorView& gate_up,
+                            const TensorView& d_gate_up) override {
+    const int64_t rows = dh.shape[0], inter = dh.shape[1];
+    cuda::swiglu_backward(bf(dh), bf(gate_up), bf(gate_up) + inter, rows, inter, 2 * inter,
+                          bf_mut(d_gate_up), bf_mut(d_gate_up) + inter, stream_);
   }
 
   void add_impl(const TensorView& a, const TensorView& b, const TensorView& out) override {
@@ -442,6 +462,15 @@ class CudaBackend final : public Backend {
     cuda::cross_entropy_backward(bf(logits), lse.as<const float>(), i32(targets), logits.shape[0],
                                  logits.shape[1], ignore_index, scale, bf_mut(dlogits), ids(),
                                  stream_);
+  }
+
+  void cross_entropy_forward_backward_impl(const TensorView& logits, const TensorView& targets,
+                                           int32_t ignore_index, float scale,
+                                           const TensorView& losses, const TensorView& lse,
+                                           const TensorView& dlogits) override {
+    cuda::cross_entropy_forward_backward(bf(logits), i32(targets), logits.shape[0], logits.shape[1],
+                                         ignore_index, scale, f32_mut(losses), f32_mut(lse),
+                                         bf_mut(dlogits), ids(), stream_);
   }
 
   void copy_impl(const TensorView& src, const TensorView& dst) override {

@@ -12,9 +12,9 @@ write_run "$WORK/run.yaml" "$WORK/data" "$WORK/out"
 mpi 2 "$WORK/train.log" "$WORK/run.yaml"
 [[ $status -eq 0 ]] && pass "three stages on 2 ranks exit 0" || { fail "exit status $status"; cat "$WORK/train.log"; finish; }
 log=$(cat "$WORK/train.log")
-for want in "stage 1/3 'general': 24 steps of 768 tokens \(12 sequences of 64; 6 per rank as 3 micro-batches of 2\), RoPE base 10000, ZeRO 1, cosine.*; gradients reduced in 25 MiB buckets during the backward pass; attention: cpu$" \
-            "stage 2/3 'code': 12 steps of 1536 tokens \(12 sequences of 128; .*RoPE base 10000, ZeRO 1, wsd schedule, optimizer state: .*step-00000024; gradients reduced after the backward pass" \
-            "stage 3/3 'long': 8 steps of 3072 tokens \(12 sequences of 256; .*RoPE base 1000000, ZeRO 2, constant schedule, optimizer state: fresh; gradients reduced in 0.05 MiB buckets during the backward pass" \
+for want in "stage 1/3 'general': 24 steps of 768 tokens \(12 sequences of 64; 6 per rank as 3 micro-batches of 2\), RoPE base 10000, ZeRO 1, cosine.*; fp32 gradients reduced in 25 MiB buckets during the backward pass; attention: cpu$" \
+            "stage 2/3 'code': 12 steps of 1536 tokens \(12 sequences of 128; .*RoPE base 10000, ZeRO 1, wsd schedule, optimizer state: .*step-00000024; fp32 gradients reduced after the backward pass" \
+            "stage 3/3 'long': 8 steps of 3072 tokens \(12 sequences of 256; .*RoPE base 1000000, ZeRO 2, constant schedule, optimizer state: fresh; fp32 gradients reduced in 0.05 MiB buckets during the backward pass" \
             "eval \[general\] step 12 \| val: loss" "eval \[code\] step 12 \| val: loss" \
             "run 'tiny-curriculum' complete: 44 steps"; do
   grep -Eq -- "$want" <<<"$log" && pass "log: $want" || fail "log lacks: $want"

@@ -1,5 +1,6 @@
 // cuBLASLt's matmul for the emulator (cuda_include/cublasLt.h): the column-major semantics of
-// cuBLASLt's documentation, for bf16 A, B, C, D with CUBLAS_COMPUTE_32F and fp32 α, β, checked the
+// cuBLASLt's documentation, for bf16 A, B and C = D of bf16 or fp32 (two of the type combinations
+// its table lists for CUBLAS_COMPUTE_32F) with fp32 α, β, checked the
 // way a GPU would fail: every element read or written must lie in a live device allocation, the
 // layouts must match op(A)·op(B)'s shapes, C == D only with equal layouts, the pointers as aligned
 // and the workspace as large as the heuristic was told.
@@ -28,6 +29,10 @@ struct MatmulDesc {
 struct MatrixLayout {
   uint64_t rows = 0, cols = 0;
   int64_t ld = 0;
+  cudaDataType_t type = CUDA_R_16BF;
+  size_t element_bytes() const {
+    return type == CUDA_R_32F ? sizeof(float) : sizeof(__nv_bfloat16);
+  }
 };
 struct Preference {
   uint64_t max_workspace = 0;
@@ -77,8 +82,24 @@ void op_shape(const MatrixLayout& x, cublasOperation_t op, uint64_t* rows, uint6
   *cols = op == CUBLAS_OP_N ? x.cols : x.rows;
 }
 
+// cuBLASLt's type table for CUBLAS_COMPUTE_32F with CUDA_R_32F scaling, the rows emulated: A and
+// B CUDA_R_16BF, C and D both CUDA_R_16BF or both CUDA_R_32F.
+cublasStatus_t check_types(const MatrixLayout& a, const MatrixLayout& b, const MatrixLayout& c,
+                           const MatrixLayout& d) {
+  if (a.type != CUDA_R_16BF || b.type != CUDA_R_16BF)
+    return refuse(CUBLAS_STATUS_NOT_SUPPORTED,
+                  fmt::format("A of type {} and B of type {}: only CUDA_R_16BF inputs are emulated",
+                              int(a.type), int(b.type)));
+  if (c.type != d.type)
+    return refuse(CUBLAS_STATUS_NOT_SUPPORTED,
+                  fmt::format("C of type {} and D of type {}: cuBLASLt wants them the same",
+                              int(c.type), int(d.type)));
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 cublasStatus_t check_shapes(const MatmulDesc& desc, const MatrixLayout& a, const MatrixLayout& b,
                             const MatrixLayout& c, const MatrixLayout& d) {
+  if (cublasStatus_t s = check_types(a, b, c, d); s != CUBLAS_STATUS_SUCCESS) return s;
   uint64_t m, ka, kb, n;
   op_shape(a, desc.transa, &m, &ka);
   op_shape(b, desc.transb, &kb, &n);
@@ -91,7 +112,7 @@ cublasStatus_t check_shapes(const MatmulDesc& desc, const MatrixLayout& a, const
 
 // The bytes a column-major layout spans from its first element: (cols - 1)·ld + rows elements.
 uint64_t span_bytes(const MatrixLayout& x) {
-  return ((x.cols - 1) * uint64_t(x.ld) + x.rows) * sizeof(__nv_bfloat16);
+  return ((x.cols - 1) * uint64_t(x.ld) + x.rows) * x.element_bytes();
 }
 
 cublasStatus_t check_operand(const char* name, const void* p, const MatrixLayout& x,
@@ -236,15 +257,16 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc,
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, cudaDataType_t type,
                                           uint64_t rows, uint64_t cols, int64_t ld) {
   if (layout == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
-  if (type != CUDA_R_16BF)
-    return refuse(CUBLAS_STATUS_NOT_SUPPORTED,
-                  fmt::format("matrix type {} is not emulated (only CUDA_R_16BF)", int(type)));
+  if (type != CUDA_R_16BF && type != CUDA_R_32F)
+    return refuse(
+        CUBLAS_STATUS_NOT_SUPPORTED,
+        fmt::format("matrix type {} is not emulated (only CUDA_R_16BF and CUDA_R_32F)", int(type)));
   if (rows == 0 || cols == 0 || ld < int64_t(rows))
     return refuse(CUBLAS_STATUS_INVALID_VALUE,
                   fmt::format("a {}x{} column-major layout with leading dimension {}: it must be "
                               "at least the row count",
                               rows, cols, ld));
-  *layout = new MatrixLayout{rows, cols, ld};
+  *layout = new MatrixLayout{rows, cols, ld, type};
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -370,8 +392,18 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     op_shape(lb, transb, &unused, &n);
     const auto* A = static_cast<const __nv_bfloat16*>(a);
     const auto* B = static_cast<const __nv_bfloat16*>(b);
-    const auto* C = static_cast<const __nv_bfloat16*>(c);
-    auto* D = static_cast<__nv_bfloat16*>(d);
+    // C and D have one type (check_types): bf16 rounds the result once, fp32 keeps it.
+    const bool fp32_output = lc.type == CUDA_R_32F;
+    auto c_at = [&](uint64_t i) {
+      return fp32_output ? static_cast<const float*>(c)[i]
+                         : __bfloat162float(static_cast<const __nv_bfloat16*>(c)[i]);
+    };
+    auto store_d = [&](uint64_t i, float value) {
+      if (fp32_output)
+        static_cast<float*>(d)[i] = value;
+      else
+        static_cast<__nv_bfloat16*>(d)[i] = __float2bfloat16(value);
+    };
     // All of D is computed before any of it is stored: D may be C.
     std::vector<float> result(m * n);
     for (uint64_t col = 0; col < n; ++col)
@@ -382,12 +414,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                  __bfloat162float(element(B, lb, transb, i, col));
         float value = alpha_value * sum;
         // β = 0: C is not read, as BLAS specifies (it may hold NaN, as fresh memory does here).
-        if (beta_value != 0.0f) value += beta_value * __bfloat162float(C[col * lc.ld + row]);
+        if (beta_value != 0.0f) value += beta_value * c_at(col * lc.ld + row);
         result[col * m + row] = value;
       }
     for (uint64_t col = 0; col < n; ++col)
       for (uint64_t row = 0; row < m; ++row)
-        D[col * ld.ld + row] = __float2bfloat16(result[col * m + row]);
+        store_d(col * ld.ld + row, result[col * m + row]);
   });
   ++handle->matmuls;
   ++matmuls_total;

@@ -36,12 +36,13 @@ struct Matmul {
   float alpha = 1.0f, beta = 0.0f;
   uint32_t alignment = 256;
   size_t workspace_limit = 1 << 20, workspace_given = 1 << 20;
+  cudaDataType_t c_type = CUDA_R_16BF, d_type = CUDA_R_16BF, a_type = CUDA_R_16BF;
 };
 
 cublasStatus_t run_matmul(const Matmul& p, const void* a, const void* b, void* c) {
   cublasLtHandle_t handle = nullptr;
   cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr, ld = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
   emulator::DeviceBuffer workspace(p.workspace_given > 0 ? p.workspace_given : 1);
   cublasStatus_t s = cublasLtCreate(&handle);
@@ -56,9 +57,10 @@ cublasStatus_t run_matmul(const Matmul& p, const void* a, const void* b, void* c
                                         sizeof(p.transb)));
   }
   const bool ta = p.transa == CUBLAS_OP_T, tb = p.transb == CUBLAS_OP_T;
-  step(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, ta ? p.k : p.m, ta ? p.m : p.k, p.lda));
+  step(cublasLtMatrixLayoutCreate(&la, p.a_type, ta ? p.k : p.m, ta ? p.m : p.k, p.lda));
   step(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, tb ? p.n : p.k, tb ? p.k : p.n, p.ldb));
-  step(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, p.m, p.n, p.ldc));
+  step(cublasLtMatrixLayoutCreate(&lc, p.c_type, p.m, p.n, p.ldc));
+  step(cublasLtMatrixLayoutCreate(&ld, p.d_type, p.m, p.n, p.ldc));
   step(cublasLtMatmulPreferenceCreate(&pref));
   const uint64_t limit = p.workspace_limit;
   step(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &limit,
@@ -69,12 +71,12 @@ cublasStatus_t run_matmul(const Matmul& p, const void* a, const void* b, void* c
     step(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &p.alignment, sizeof(p.alignment)));
   cublasLtMatmulHeuristicResult_t result{};
   int returned = 0;
-  step(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, lc, pref, 1, &result, &returned));
+  step(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, ld, pref, 1, &result, &returned));
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmul(handle, desc, &p.alpha, a, la, b, lb, &p.beta, c, lc, c, lc, &result.algo,
+    s = cublasLtMatmul(handle, desc, &p.alpha, a, la, b, lb, &p.beta, c, lc, c, ld, &result.algo,
                        workspace.data(), p.workspace_given, nullptr);
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  for (auto layout : {la, lb, lc})
+  for (auto layout : {la, lb, lc, ld})
     if (layout) cublasLtMatrixLayoutDestroy(layout);
   if (desc) cublasLtMatmulDescDestroy(desc);
   if (handle) cublasLtDestroy(handle);
@@ -105,6 +107,62 @@ TEST(EmulatedCublasLt, KnownAnswerColumnMajor) {
   const std::vector<float> product = {11, 14, 8, 10};
   for (int i = 0; i < 4; ++i)
     EXPECT_EQ(value_of(d.download()[i]), product[i]) << "element " << i;
+}
+
+// cuBLASLt's type table lists fp32 C and D over bf16 A and B for CUBLAS_COMPUTE_32F: the result
+// is stored unrounded. Worked by hand: A = (1, 1)ᵀ, B = (2⁻¹⁰), C = (1, 300), β = 1. In fp32
+// D = (1 + 2⁻¹⁰, 300 + 2⁻¹⁰), both exact (24-bit mantissa); bf16's 8 bits keep neither sum, whose
+// additions are below half its spacing at 1 (2⁻⁷) and at 300 (2): D rounds back to C.
+TEST(EmulatedCublasLt, KnownAnswerFp32OutputKeepsWhatBf16Rounds) {
+  DeviceArray<uint16_t> a({bits_of(1), bits_of(1)});
+  DeviceArray<uint16_t> b(std::vector<uint16_t>{bits_of(0x1p-10f)});  // not the size constructor
+  DeviceArray<float> c32({1.0f, 300.0f});
+  Matmul p{.m = 2, .n = 1, .k = 1, .lda = 2, .ldb = 1, .ldc = 2, .beta = 1.0f};
+  p.c_type = p.d_type = CUDA_R_32F;
+  ASSERT_EQ(run_matmul(p, a.data(), b.data(), c32.data()), CUBLAS_STATUS_SUCCESS)
+      << cublaslt::last_refusal();
+  EXPECT_EQ(c32.download(), (std::vector<float>{1.0f + 0x1p-10f, 300.0f + 0x1p-10f}));
+
+  DeviceArray<uint16_t> c16({bits_of(1), bits_of(300)});
+  Matmul q = p;
+  q.c_type = q.d_type = CUDA_R_16BF;
+  ASSERT_EQ(run_matmul(q, a.data(), b.data(), c16.data()), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(value_of(c16.download()[0]), 1.0f);
+  EXPECT_EQ(value_of(c16.download()[1]), 300.0f);
+
+  // β = 0 over NaN with an fp32 D: C is not read, D = A·B exactly.
+  DeviceArray<float> fresh = DeviceArray<float>::poisoned(2);
+  Matmul r = p;
+  r.beta = 0.0f;
+  ASSERT_EQ(run_matmul(r, a.data(), b.data(), fresh.data()), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(fresh.download(), (std::vector<float>{0x1p-10f, 0x1p-10f}));
+}
+
+// The type rows the stand-in does not emulate or cuBLASLt does not have, and an fp32 D sized as if
+// it were bf16 (half the bytes its layout spans).
+TEST(EmulatedCublasLt, Fp32OutputIsCheckedByItsOwnSize) {
+  DeviceArray<uint16_t> a = DeviceArray<uint16_t>::poisoned(16 * 8);
+  DeviceArray<uint16_t> b = DeviceArray<uint16_t>::poisoned(8 * 4);
+  DeviceArray<float> c = DeviceArray<float>::poisoned(16 * 4);
+  Matmul ok{.m = 16, .n = 4, .k = 8, .lda = 16, .ldb = 8, .ldc = 16};
+  ok.c_type = ok.d_type = CUDA_R_32F;
+  ASSERT_EQ(run_matmul(ok, a.data(), b.data(), c.data()), CUBLAS_STATUS_SUCCESS)
+      << cublaslt::last_refusal();
+
+  Matmul mixed = ok;  // C fp32, D bf16: not a row of cuBLASLt's table
+  mixed.d_type = CUDA_R_16BF;
+  EXPECT_EQ(run_matmul(mixed, a.data(), b.data(), c.data()), CUBLAS_STATUS_NOT_SUPPORTED);
+  EXPECT_NE(std::string(cublaslt::last_refusal()).find("wants them the same"), std::string::npos)
+      << cublaslt::last_refusal();
+
+  Matmul fp32_a = ok;  // fp32 inputs: cuBLASLt has them, the project does not use them
+  fp32_a.a_type = CUDA_R_32F;
+  EXPECT_EQ(run_matmul(fp32_a, c.data(), b.data(), c.data()), CUBLAS_STATUS_NOT_SUPPORTED);
+
+  DeviceArray<uint16_t> half_size = DeviceArray<uint16_t>::poisoned(16 * 4);
+  EXPECT_EQ(run_matmul(ok, a.data(), b.data(), half_size.data()), CUBLAS_STATUS_EXECUTION_FAILED);
+  EXPECT_NE(std::string(cublaslt::last_refusal()).find("spans 256 bytes"), std::string::npos)
+      << cublaslt::last_refusal();
 }
 
 struct Case {
@@ -184,7 +242,7 @@ TEST(EmulatedCublasLt, RefusesWhatTheProjectDoesNotUse) {
             CUBLAS_STATUS_NOT_SUPPORTED);
   cublasLtMatmulDescDestroy(desc);
   cublasLtMatrixLayout_t layout = nullptr;
-  EXPECT_EQ(cublasLtMatrixLayoutCreate(&layout, CUDA_R_32F, 4, 4, 4), CUBLAS_STATUS_NOT_SUPPORTED);
+  EXPECT_EQ(cublasLtMatrixLayoutCreate(&layout, CUDA_R_16F, 4, 4, 4), CUBLAS_STATUS_NOT_SUPPORTED);
   EXPECT_EQ(cublasLtMatrixLayoutCreate(&layout, CUDA_R_16BF, 8, 4, 7), CUBLAS_STATUS_INVALID_VALUE);
   EXPECT_NE(std::string(cublaslt::last_refusal()).find("leading dimension 7"), std::string::npos);
 }
@@ -260,6 +318,34 @@ TEST(EmulatedCublasLt, LtGemmComputesWhatOpenBlasDoes) {
     expect_close("LtGemm", ref, bf16_to_floats(c_dev.download()), kBf16Tolerance);
   }
   EXPECT_EQ(gemm.cached_plans(), 3u);
+}
+
+// The weight-gradient GEMM into an fp32 gradient (dwᵀ[in, out] += xᵀ · dy, β = 1) over many
+// micro-batches: against the same products summed by OpenBLAS in fp32, to fp32's accuracy, where
+// a bf16 gradient would carry a 2⁻⁹ rounding per micro-batch.
+TEST(EmulatedCublasLt, LtGemmAccumulatesIntoAnFp32Gradient) {
+  cuda::LtGemm gemm(size_t(8) << 20);
+  const int64_t tokens = 16, in = 24, out = 20, micro_batches = 12;
+  cuda::GemmProblem p;
+  p.transpose_b = true;
+  p.m = in, p.n = out, p.k = tokens;
+  p.lda = in, p.ldb = out, p.ldc = in;
+  p.beta = 1.0f;
+  const Bf16Values start = random_bf16(in * out, 30);
+  DeviceArray<float> dw(start.values);
+  std::vector<float> ref = start.values;
+  for (int64_t step = 0; step < micro_batches; ++step) {
+    const Bf16Values x = random_bf16(tokens * in, 31 + 2 * step);
+    const Bf16Values dy = random_bf16(tokens * out, 32 + 2 * step);
+    DeviceArray<uint16_t> x_dev(x.bits), dy_dev(dy.bits);
+    gemm.run(p, bf16s(x_dev), bf16s(dy_dev), dw.data(), nullptr);
+    cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, p.m, p.n, p.k, 1.0f, x.values.data(),
+                p.lda, dy.values.data(), p.ldb, 1.0f, ref.data(), p.ldc);
+  }
+  const std::vector<float> got = dw.download();
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], ref[i], 1e-5f * (1.0f + std::abs(ref[i]))) << "dw element " << i;
+  EXPECT_EQ(gemm.cached_plans(), 1u);
 }
 
 TEST(EmulatedCublasLt, LtGemmReportsTheFailingCall) {

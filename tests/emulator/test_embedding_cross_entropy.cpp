@@ -187,27 +187,31 @@ TEST(EmulatedEmbedding, BackwardRecordsABadIdAndSkipsItsRow) {
                got.at("dtable"), kExact);
 }
 
-// 1,500 logits: two full strides of the 512 threads and a partial one. Row 0 has -inf logits,
-// among them the first one of several threads and all three of thread 7's (c = 7, 519, 1031):
-// a thread's running sum must not turn NaN (the bug the first emulation found).
+// Two vocabularies: 1,500 logits (not a multiple of 8: one logit per load), three full strides of
+// the 512 threads and a partial one; 1,504 (8 × 188: 16-byte vector loads), not a whole number of
+// the block's 4,096-logit strides. Row 0 has −∞ logits, among them the first one of several
+// threads and all of thread 7's scalar loads (c = 7, 519, 1031) and whole vectors (c = 0–7): a
+// thread's running sum must not turn NaN (the bug the first emulation found).
 struct CrossEntropyCase {
-  int64_t rows = 24, vocab = 1500;
+  int64_t rows = 24, vocab;
   Bf16Values logits;
   std::vector<int32_t> targets;
 
-  CrossEntropyCase() {
+  explicit CrossEntropyCase(int64_t vocab_size) : vocab(vocab_size) {
     std::vector<float> raw = normal_values(rows * vocab, 11, 3.0);
-    for (int64_t c : {0, 1, 2, 7, 100, 511, 519, 700, 1031, 1499})
+    for (int64_t c : {0, 1, 2, 3, 4, 5, 6, 7, 100, 511, 519, 700, 1031, 1499})
       raw[size_t(c)] = -std::numeric_limits<float>::infinity();
     logits = round_to_bf16(raw);
     targets = random_ids(rows, static_cast<int32_t>(vocab), 12);
-    targets[0] = 5;  // a finite logit
+    targets[0] = 9;  // a finite logit
     targets[3] = targets[17] = kIgnore;
   }
 };
 
-TEST(EmulatedCrossEntropy, ForwardAndBackwardWithInfiniteLogitsAndIgnoredRows) {
-  const CrossEntropyCase p;
+class EmulatedCrossEntropy : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(EmulatedCrossEntropy, ForwardAndBackwardWithInfiniteLogitsAndIgnoredRows) {
+  const CrossEntropyCase p(GetParam());
   const float scale = 0.125f;
   std::vector<float> ref_losses(p.rows), ref_lse(p.rows), ref_dlogits(p.logits.values.size());
   qwen3::cpu::cross_entropy_forward<float>(p.logits.values.data(), p.targets.data(), p.rows,
@@ -246,8 +250,78 @@ TEST(EmulatedCrossEntropy, ForwardAndBackwardWithInfiniteLogitsAndIgnoredRows) {
   EXPECT_EQ(got.at("losses")[17], 0.0f);
 }
 
+// The fused launcher gives the bits of the forward and backward in sequence (the same lse
+// function, the same gradient formula), out of place and in place over the logits; and, given
+// logits at an address only 2 bytes aligned, its scalar loads give those bits too.
+TEST_P(EmulatedCrossEntropy, FusedForwardBackwardGivesTheBitsOfTheTwoInSequence) {
+  const CrossEntropyCase p(GetParam());
+  const float scale = 0.25f;
+  const Outputs got = same_under_every_schedule([&] {
+    DeviceArray<uint16_t> logits(p.logits.bits),
+        sequenced = DeviceArray<uint16_t>::poisoned(p.logits.bits.size()),
+        fused = DeviceArray<uint16_t>::poisoned(p.logits.bits.size());
+    std::vector<uint16_t> offset_bits(p.logits.bits.size() + 1, 0);
+    std::memcpy(offset_bits.data() + 1, p.logits.bits.data(), p.logits.bits.size() * 2);
+    DeviceArray<uint16_t> misaligned(offset_bits), in_place(p.logits.bits);
+    DeviceArray<int32_t> targets(p.targets);
+    auto floats = [&] { return DeviceArray<float>::poisoned(p.rows); };
+    DeviceArray<float> losses = floats(), lse = floats(), fused_losses = floats(),
+                       fused_lse = floats(), unaligned_losses = floats(), unaligned_lse = floats(),
+                       in_place_losses = floats(), in_place_lse = floats();
+    DeviceArray<IdCheckRecord> ids = empty_record();
+    qwen3::cuda::cross_entropy_forward(bf16s(logits), targets.data(), p.rows, p.vocab, kIgnore,
+                                       losses.data(), lse.data(), ids.data(), nullptr);
+    qwen3::cuda::cross_entropy_backward(bf16s(logits), lse.data(), targets.data(), p.rows, p.vocab,
+                                        kIgnore, scale, bf16s(sequenced), ids.data(), nullptr);
+    qwen3::cuda::cross_entropy_forward_backward(
+        bf16s(logits), targets.data(), p.rows, p.vocab, kIgnore, scale, fused_losses.data(),
+        fused_lse.data(), bf16s(fused), ids.data(), nullptr);
+    __nv_bfloat16* shifted = bf16s(misaligned) + 1;
+    qwen3::cuda::cross_entropy_forward_backward(shifted, targets.data(), p.rows, p.vocab, kIgnore,
+                                                scale, unaligned_losses.data(),
+                                                unaligned_lse.data(), shifted, ids.data(), nullptr);
+    qwen3::cuda::cross_entropy_forward_backward(
+        bf16s(in_place), targets.data(), p.rows, p.vocab, kIgnore, scale, in_place_losses.data(),
+        in_place_lse.data(), bf16s(in_place), ids.data(), nullptr);
+    expect_no_bad_id(ids);
+    std::vector<uint16_t> unaligned_grad = misaligned.download();
+    unaligned_grad.erase(unaligned_grad.begin());
+    return Outputs{{"losses", losses.download()},
+                   {"lse", lse.download()},
+                   {"dlogits", bf16_to_floats(sequenced.download())},
+                   {"fused losses", fused_losses.download()},
+                   {"fused lse", fused_lse.download()},
+                   {"fused dlogits", bf16_to_floats(fused.download())},
+                   {"unaligned losses", unaligned_losses.download()},
+                   {"unaligned dlogits", bf16_to_floats(unaligned_grad)},
+                   {"in-place losses", in_place_losses.download()},
+                   {"in-place lse", in_place_lse.download()},
+                   {"in-place dlogits", bf16_to_floats(in_place.download())}};
+  });
+  for (const char* prefix : {"fused ", "in-place "}) {
+    EXPECT_EQ(got.at(std::string(prefix) + "losses"), got.at("losses")) << prefix;
+    EXPECT_EQ(got.at(std::string(prefix) + "lse"), got.at("lse")) << prefix;
+    EXPECT_EQ(got.at(std::string(prefix) + "dlogits"), got.at("dlogits")) << prefix;
+  }
+  // Scalar loads sum in another grouping than vectors: equal where the vocabulary has no vectors,
+  // within fp32 rounding where it has.
+  expect_close("unaligned losses", got.at("losses"), got.at("unaligned losses"),
+               p.vocab % 8 == 0 ? kF32Tolerance : kExact);
+  expect_close("unaligned dlogits", got.at("dlogits"), got.at("unaligned dlogits"),
+               p.vocab % 8 == 0 ? kBf16Tolerance : kExact);
+  EXPECT_EQ(got.at("fused losses")[3], 0.0f);
+  for (int64_t c = 0; c < p.vocab; ++c)
+    ASSERT_EQ(got.at("fused dlogits")[size_t(17 * p.vocab + c)], 0.0f) << "ignored row, " << c;
+}
+
+INSTANTIATE_TEST_SUITE_P(ScalarAndVectorLoads, EmulatedCrossEntropy,
+                         ::testing::Values(int64_t{1500}, int64_t{1504}),
+                         [](const ::testing::TestParamInfo<int64_t>& info) {
+                           return "vocab" + std::to_string(info.param);
+                         });
+
 // Qwen3's vocabulary: 151,936 logits per row, about 300 per thread.
-TEST(EmulatedCrossEntropy, FullVocabularyRows) {
+TEST(EmulatedCrossEntropyRows, FullVocabularyRows) {
   const int64_t rows = 3, vocab = 151936;
   const Bf16Values logits = random_bf16(rows * vocab, 13, 2.0);
   const std::vector<int32_t> targets = random_ids(rows, static_cast<int32_t>(vocab), 14);
@@ -266,7 +340,7 @@ TEST(EmulatedCrossEntropy, FullVocabularyRows) {
   expect_close("cross_entropy lse, full vocabulary", ref_lse, lse.download(), kF32Tolerance);
 }
 
-TEST(EmulatedCrossEntropy, BadTargetIsRecordedAndItsRowLeftAlone) {
+TEST(EmulatedCrossEntropyRows, BadTargetIsRecordedAndItsRowLeftAlone) {
   const int64_t rows = 6, vocab = 700, bad_row = 4;
   const Bf16Values logits = random_bf16(rows * vocab, 15);
   std::vector<int32_t> targets = random_ids(rows, static_cast<int32_t>(vocab), 16);

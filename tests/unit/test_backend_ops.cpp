@@ -66,6 +66,10 @@ class Arena {
         x = bf16_bits_to_float(float_to_bf16_bits(x));
     return upload_as(shape, values, storage());
   }
+  // A weight gradient: fp32, or in the storage dtype (rounded as `stored` rounds).
+  TensorView gradient(const Shape& shape, std::vector<float> values, bool fp32) {
+    return fp32 ? floats(shape, values) : stored(shape, std::move(values));
+  }
   TensorView ints(const Shape& shape, const std::vector<int32_t>& values) {
     TensorView v = allocate(shape, DType::I32);
     backend_.upload(values.data(), v);
@@ -151,14 +155,17 @@ std::vector<OpCase> all_cases() {
                      a.backend().embedding_forward(tokens, table, out);
                      return Outputs{{"out", a.read(out)}};
                    }});
-  cases.push_back({"embedding_backward", [](Arena& a) {
-                     // Repeated ids: rows that several tokens add into.
-                     auto tokens = a.ints({kN}, ids(kN, 7, 3));
-                     auto dout = a.stored({kN, kIn}, normal(kN * kIn, 4));
-                     auto dtable = a.stored({kVocab, kIn}, normal(kVocab * kIn, 5));
-                     a.backend().embedding_backward(tokens, dout, dtable);
-                     return Outputs{{"dtable", a.read(dtable)}};
-                   }});
+  // The weight-gradient ops run into gradients of the storage dtype and of fp32 (grad_dtype).
+  for (bool fp32 : {false, true})
+    cases.push_back(
+        {fp32 ? "embedding_backward_fp32_grad" : "embedding_backward", [fp32](Arena& a) {
+           // Repeated ids: rows that several tokens add into.
+           auto tokens = a.ints({kN}, ids(kN, 7, 3));
+           auto dout = a.stored({kN, kIn}, normal(kN * kIn, 4));
+           auto dtable = a.gradient({kVocab, kIn}, normal(kVocab * kIn, 5), fp32);
+           a.backend().embedding_backward(tokens, dout, dtable);
+           return Outputs{{"dtable", a.read(dtable)}};
+         }});
   cases.push_back({"linear_forward", [](Arena& a) {
                      auto x = a.stored({kN, kIn}, normal(kN * kIn, 6));
                      auto w = a.stored({kOut, kIn}, normal(kOut * kIn, 7, 0.2));
@@ -166,18 +173,20 @@ std::vector<OpCase> all_cases() {
                      a.backend().linear_forward(x, w, y);
                      return Outputs{{"y", a.read(y)}};
                    }});
-  for (bool accumulate : {false, true})
-    cases.push_back(
-        {accumulate ? "linear_backward_accumulate_dx" : "linear_backward", [accumulate](Arena& a) {
-           auto dy = a.stored({kN, kOut}, normal(kN * kOut, 8));
-           auto x = a.stored({kN, kIn}, normal(kN * kIn, 9));
-           auto w = a.stored({kOut, kIn}, normal(kOut * kIn, 10, 0.2));
-           auto dx = accumulate ? a.stored({kN, kIn}, normal(kN * kIn, 11))
-                                : a.poisoned({kN, kIn}, a.storage());
-           auto dw = a.stored({kOut, kIn}, normal(kOut * kIn, 12));
-           a.backend().linear_backward(dy, x, w, &dx, accumulate, dw);
-           return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
-         }});
+  for (auto [accumulate, fp32] :
+       {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}})
+    cases.push_back({accumulate ? "linear_backward_accumulate_dx"
+                                : (fp32 ? "linear_backward_fp32_grad" : "linear_backward"),
+                     [accumulate, fp32](Arena& a) {
+                       auto dy = a.stored({kN, kOut}, normal(kN * kOut, 8));
+                       auto x = a.stored({kN, kIn}, normal(kN * kIn, 9));
+                       auto w = a.stored({kOut, kIn}, normal(kOut * kIn, 10, 0.2));
+                       auto dx = accumulate ? a.stored({kN, kIn}, normal(kN * kIn, 11))
+                                            : a.poisoned({kN, kIn}, a.storage());
+                       auto dw = a.gradient({kOut, kIn}, normal(kOut * kIn, 12), fp32);
+                       a.backend().linear_backward(dy, x, w, &dx, accumulate, dw);
+                       return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
+                     }});
   cases.push_back({"rmsnorm_forward", [](Arena& a) {
                      auto x = a.stored({kN, kIn}, normal(kN * kIn, 13, 3.0));
                      auto w = a.stored({kIn}, normal(kIn, 14));
@@ -186,9 +195,11 @@ std::vector<OpCase> all_cases() {
                      a.backend().rmsnorm_forward(x, w, 1e-6f, y, rstd);
                      return Outputs{{"y", a.read(y)}, {"rstd", a.read(rstd)}};
                    }});
-  for (bool accumulate : {false, true})
-    cases.push_back({accumulate ? "rmsnorm_backward_accumulate_dx" : "rmsnorm_backward",
-                     [accumulate](Arena& a) {
+  for (auto [accumulate, fp32] :
+       {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}})
+    cases.push_back({accumulate ? "rmsnorm_backward_accumulate_dx"
+                                : (fp32 ? "rmsnorm_backward_fp32_grad" : "rmsnorm_backward"),
+                     [accumulate, fp32](Arena& a) {
                        auto x = a.stored({kN, kIn}, normal(kN * kIn, 15, 3.0));
                        auto w = a.stored({kIn}, normal(kIn, 16));
                        auto y = a.poisoned({kN, kIn}, a.storage());
@@ -197,7 +208,7 @@ std::vector<OpCase> all_cases() {
                        auto dy = a.stored({kN, kIn}, normal(kN * kIn, 17));
                        auto dx = accumulate ? a.stored({kN, kIn}, normal(kN * kIn, 18))
                                             : a.poisoned({kN, kIn}, a.storage());
-                       auto dw = a.stored({kIn}, normal(kIn, 19));
+                       auto dw = a.gradient({kIn}, normal(kIn, 19), fp32);
                        a.backend().rmsnorm_backward(dy, x, w, rstd, dx, accumulate, dw);
                        return Outputs{{"dx", a.read(dx)}, {"dw", a.read(dw)}};
                      }});
@@ -221,29 +232,30 @@ std::vector<OpCase> all_cases() {
                                     {"sum_in_place", a.read(resid)},
                                     {"y_in_place", a.read(y2)}};
                    }});
-  cases.push_back(
-      {"qk_norm_rope", [](Arena& a) {
-         std::vector<int32_t> pos(kN);
-         for (int64_t i = 0; i < kN; ++i)  // restarts, and one far position
-           pos[size_t(i)] = static_cast<int32_t>(i % 9 * 53);
-         pos[5] = 40000;
-         auto positions = a.ints({kN}, pos);
-         auto x = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 43, 3.0));
-         auto w = a.stored({kHd}, normal(kHd, 44));
-         auto y = a.poisoned({kN, kHq, kHd}, a.storage());
-         auto rstd = a.poisoned({kN * kHq}, DType::F32);
-         a.backend().qk_norm_rope_forward(x, w, positions, 1e-6f, 1e6, y, rstd);
-         auto dy = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 45));
-         auto dx = a.poisoned({kN, kHq, kHd}, a.storage());
-         auto dw = a.stored({kHd}, normal(kHd, 46));
-         a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dx, dw);
-         // dx over dy itself, as the model may run it.
-         auto dw2 = a.stored({kHd}, normal(kHd, 46));
-         a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dy, dw2);
-         return Outputs{
-             {"y", a.read(y)},   {"rstd", a.read(rstd)},      {"dx", a.read(dx)},
-             {"dw", a.read(dw)}, {"dx_in_place", a.read(dy)}, {"dw_in_place", a.read(dw2)}};
-       }});
+  for (bool fp32 : {false, true})
+    cases.push_back(
+        {fp32 ? "qk_norm_rope_fp32_grad" : "qk_norm_rope", [fp32](Arena& a) {
+           std::vector<int32_t> pos(kN);
+           for (int64_t i = 0; i < kN; ++i)  // restarts, and one far position
+             pos[size_t(i)] = static_cast<int32_t>(i % 9 * 53);
+           pos[5] = 40000;
+           auto positions = a.ints({kN}, pos);
+           auto x = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 43, 3.0));
+           auto w = a.stored({kHd}, normal(kHd, 44));
+           auto y = a.poisoned({kN, kHq, kHd}, a.storage());
+           auto rstd = a.poisoned({kN * kHq}, DType::F32);
+           a.backend().qk_norm_rope_forward(x, w, positions, 1e-6f, 1e6, y, rstd);
+           auto dy = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 45));
+           auto dx = a.poisoned({kN, kHq, kHd}, a.storage());
+           auto dw = a.gradient({kHd}, normal(kHd, 46), fp32);
+           a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dx, dw);
+           // dx over dy itself, as the model may run it.
+           auto dw2 = a.gradient({kHd}, normal(kHd, 46), fp32);
+           a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dy, dw2);
+           return Outputs{
+               {"y", a.read(y)},   {"rstd", a.read(rstd)},      {"dx", a.read(dx)},
+               {"dw", a.read(dw)}, {"dx_in_place", a.read(dy)}, {"dw_in_place", a.read(dw2)}};
+         }});
   // The batch's angles made once (set_rope_positions; on the CUDA backend a table) and read by
   // the rotations given the same positions; then new positions uploaded over the same buffer,
   // which the next rotation must read rather than the stale table.
@@ -315,18 +327,21 @@ std::vector<OpCase> all_cases() {
                                       {"dk", a.read(dk)},
                                       {"dv", a.read(dv)}};
                      }});
-  cases.push_back(
-      {"swiglu", [](Arena& a) {
-         auto gate = a.stored({kN, kIn}, normal(kN * kIn, 25, 2.0));
-         auto up = a.stored({kN, kIn}, normal(kN * kIn, 26));
-         auto h = a.poisoned({kN, kIn}, a.storage());
-         a.backend().swiglu_forward(gate, up, h);
-         auto dh = a.stored({kN, kIn}, normal(kN * kIn, 27));
-         auto dgate = a.poisoned({kN, kIn}, a.storage());
-         auto dup = a.poisoned({kN, kIn}, a.storage());
-         a.backend().swiglu_backward(dh, gate, up, dgate, dup);
-         return Outputs{{"h", a.read(h)}, {"dgate", a.read(dgate)}, {"dup", a.read(dup)}};
-       }});
+  // gate and up side by side in each row, as one GEMM over the adjacent weights gives them; the
+  // backward out of place, then in place over its input as the model runs it.
+  cases.push_back({"swiglu", [](Arena& a) {
+                     std::vector<float> packed = normal(kN * 2 * kIn, 25, 2.0);
+                     auto gate_up = a.stored({kN, 2 * kIn}, packed);
+                     auto h = a.poisoned({kN, kIn}, a.storage());
+                     a.backend().swiglu_forward(gate_up, h);
+                     auto dh = a.stored({kN, kIn}, normal(kN * kIn, 27));
+                     auto d_gate_up = a.poisoned({kN, 2 * kIn}, a.storage());
+                     a.backend().swiglu_backward(dh, gate_up, d_gate_up);
+                     a.backend().swiglu_backward(dh, gate_up, gate_up);
+                     return Outputs{{"h", a.read(h)},
+                                    {"d_gate_up", a.read(d_gate_up)},
+                                    {"d_gate_up_in_place", a.read(gate_up)}};
+                   }});
   cases.push_back({"add", [](Arena& a) {
                      auto x = a.stored({kN, kIn}, normal(kN * kIn, 28));
                      auto y = a.stored({kN, kIn}, normal(kN * kIn, 29));
@@ -348,6 +363,34 @@ std::vector<OpCase> all_cases() {
          return Outputs{
              {"losses", a.read(losses)}, {"lse", a.read(lse)}, {"dlogits", a.read(dlogits)}};
        }});
+  // Fused (CUDA: one kernel) against the reference's two ops in sequence: a vocabulary that is not
+  // a multiple of 8 and one that is (the CUDA kernel's scalar and 16-byte loads), ignored targets,
+  // −∞ logits, out of place and in place over the logits.
+  for (int64_t vocab : {kVocab, int64_t{56}})
+    cases.push_back(
+        {"cross_entropy_forward_backward_vocab" + std::to_string(vocab), [vocab](Arena& a) {
+           std::vector<float> raw = normal(kN * vocab, 51, 3.0);
+           for (size_t c : {size_t(0), size_t(1), size_t(9), size_t(2 * vocab + 3)})
+             raw[c] = -std::numeric_limits<float>::infinity();
+           auto logits = a.stored({kN, vocab}, raw);
+           std::vector<int32_t> t = ids(kN, int32_t(vocab), 52);
+           t[0] = 4;
+           t[5] = t[11] = -100;
+           auto targets = a.ints({kN}, t);
+           auto losses = a.poisoned({kN}, DType::F32), lse = a.poisoned({kN}, DType::F32);
+           auto dlogits = a.poisoned({kN, vocab}, a.storage());
+           a.backend().cross_entropy_forward_backward(logits, targets, -100, 0.125f, losses, lse,
+                                                      dlogits);
+           auto in_place_losses = a.poisoned({kN}, DType::F32);
+           auto in_place_lse = a.poisoned({kN}, DType::F32);
+           a.backend().cross_entropy_forward_backward(logits, targets, -100, 0.125f,
+                                                      in_place_losses, in_place_lse, logits);
+           return Outputs{{"losses", a.read(losses)},
+                          {"lse", a.read(lse)},
+                          {"dlogits", a.read(dlogits)},
+                          {"losses_in_place", a.read(in_place_losses)},
+                          {"dlogits_in_place", a.read(logits)}};
+         }});
   cases.push_back({"optimizer_ops", [](Arena& a) {
                      const int64_t n = 1000;
                      auto master = a.floats({n}, normal(n, 32));

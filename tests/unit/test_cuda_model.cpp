@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,151 @@ TEST(CudaModel, LossAndGradientsMatchTheCpuReference) {
   expect_cuda_model_matches_cpu("auto");
 }
 
+// The head's backward fused into the forward (one kernel for the loss and its gradient, each
+// chunk's logits made once) against the forward and backward apart, on the CUDA backend: the same
+// lse function and gradient formula, the same GEMMs, so the same bits; whole and in chunks.
+TEST(CudaModel, HeadFusedWithTheLossGivesTheBitsOfTheUnfusedPasses) {
+  SKIP_WITHOUT_GPU();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
+  auto gpu = make_cuda_backend(0);
+  const Batch batch = learnable_batch(2, 48, config.vocab_size, 3);
+  const float scale = 1.0f / float(count_scored_tokens(batch));
+  for (int64_t chunk : {int64_t{0}, int64_t{20}}) {
+    std::vector<double> losses;
+    std::vector<std::vector<float>> grads;
+    for (bool fused : {false, true}) {
+      Qwen3Model model(config, *gpu);
+      model.init_weights(4);
+      MemoryOptions memory;
+      memory.lm_head_chunk_tokens = chunk;
+      model.set_memory_options(memory);
+      model.forward_queued(batch, fused ? std::optional<float>(scale) : std::nullopt);
+      losses.push_back(model.take_loss_total());
+      model.backward(scale);
+      grads.push_back(model.grads_to_host());
+    }
+    EXPECT_EQ(losses[1], losses[0]) << "chunk " << chunk;
+    EXPECT_EQ(grads[1], grads[0]) << "chunk " << chunk;
+  }
+}
+
+// A micro-batch split where bf16 accumulation loses what later micro-batches add: the first holds
+// one token repeated over 8 rows of 128, every position scored, so its 1,024 per-token gradients
+// add up coherently; each of the eight after it scores one position of the same token, adding
+// about 1/1,000 of the running sum to each element, below half a bf16 step (2⁻⁹ relative).
+std::vector<Batch> uneven_split(int64_t vocab) {
+  auto repeated = [&](int64_t rows, int64_t scored_position) {
+    Batch b;
+    b.batch = rows;
+    b.seq = 128;
+    const size_t n = size_t(rows * b.seq);
+    b.tokens.assign(n, 5);
+    b.targets.assign(n, static_cast<int32_t>((7 * 5 + 3) % vocab));
+    if (scored_position >= 0)
+      for (size_t i = 0; i < n; ++i)
+        if (i != size_t(scored_position)) b.targets[i] = kIgnoreIndex;
+    return b;
+  };
+  std::vector<Batch> split{repeated(8, -1)};
+  for (int64_t m = 1; m <= 8; ++m)
+    split.push_back(repeated(1, 15 * m));
+  return split;
+}
+
+// What the micro-batches after the first add to a gradient: total − first, elementwise.
+struct SplitGradients {
+  std::vector<double> first, total;
+  std::vector<double> rest() const {
+    std::vector<double> out(total.size());
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = total[i] - first[i];
+    return out;
+  }
+};
+
+std::vector<double> widened(const std::vector<float>& v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+// The model's own accumulation over the split (backward adds into the gradient buffer).
+SplitGradients accumulated(Qwen3Model& model, const std::vector<Batch>& split, float scale) {
+  SplitGradients g;
+  model.zero_grads();
+  for (size_t m = 0; m < split.size(); ++m) {
+    model.forward(split[m]);
+    model.backward(scale);
+    if (m == 0) g.first = widened(model.grads_to_host());
+  }
+  g.total = widened(model.grads_to_host());
+  return g;
+}
+
+// The reference: each micro-batch's fp32 CPU gradient on its own, summed on the host in fp64.
+SplitGradients summed_in_fp64(Qwen3Model& model, const std::vector<Batch>& split, float scale) {
+  SplitGradients g;
+  for (size_t m = 0; m < split.size(); ++m) {
+    model.zero_grads();
+    model.forward(split[m]);
+    model.backward(scale);
+    const std::vector<float> one = model.grads_to_host();
+    if (m == 0) g.first = widened(one), g.total.assign(one.size(), 0.0);
+    for (size_t i = 0; i < one.size(); ++i)
+      g.total[i] += one[i];
+  }
+  return g;
+}
+
+double relative_error(const std::vector<double>& ref, const std::vector<double>& got) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i)
+    diff += (ref[i] - got[i]) * (ref[i] - got[i]), norm += ref[i] * ref[i];
+  return std::sqrt(diff / norm);
+}
+
+// grad_dtype's reason to exist: bf16 gradients round the running sum at every micro-batch, so the
+// small micro-batches' contributions are lost where fp32 keeps them. Measured on what the eight
+// small micro-batches add (total − first), against the fp64 sum of the CPU's per-micro-batch
+// gradients: fp32 accumulation recovers it to bf16 activations' accuracy, bf16 loses it.
+TEST(CudaModel, Fp32GradientsKeepContributionsThatBf16AccumulationLoses) {
+  SKIP_WITHOUT_GPU();
+  const ModelConfig config = qwen3::test_data::tiny_model_config();
+  auto gpu = make_cuda_backend(0);
+  auto cpu = make_cpu_backend();
+  Qwen3Model gpu_model(config, *gpu), cpu_model(config, *cpu);
+  gpu_model.init_weights(3);
+  cpu_model.load_params(gpu_model.params_to_host());
+  const std::vector<Batch> split = uneven_split(config.vocab_size);
+  int64_t tokens = 0;
+  for (const Batch& b : split)
+    tokens += count_scored_tokens(b);
+  const float scale = 1.0f / float(tokens);
+
+  const std::vector<double> want = summed_in_fp64(cpu_model, split, scale).rest();
+  ASSERT_EQ(gpu_model.grad_dtype(), DType::F32) << "fp32 is the default";
+  const std::vector<double> fp32 = accumulated(gpu_model, split, scale).rest();
+  gpu_model.set_grad_dtype(DType::BF16);
+  const std::vector<double> bf16 = accumulated(gpu_model, split, scale).rest();
+
+  const double fp32_error = relative_error(want, fp32), bf16_error = relative_error(want, bf16);
+  size_t kept_by_fp32 = 0, lost_by_bf16 = 0, changed = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i] == 0) continue;
+    changed += 1;
+    kept_by_fp32 += fp32[i] != 0;
+    lost_by_bf16 += bf16[i] == 0;
+  }
+  std::printf(
+      "what 8 small micro-batches add, against fp64: fp32 gradients %.3g relative error, bf16 "
+      "%.3g; of %zu elements they change, fp32 keeps a change in %zu, bf16 none in %zu\n",
+      fp32_error, bf16_error, changed, kept_by_fp32, lost_by_bf16);
+  // Measured on the emulated device: fp32 0.0037, bf16 1 (nothing kept); fp32 changes 96% of the
+  // elements, bf16 leaves 97% untouched.
+  EXPECT_LT(fp32_error, 0.05);
+  EXPECT_GT(bf16_error, 0.9);
+  EXPECT_GT(kept_by_fp32, changed * 9 / 10);
+  EXPECT_GT(lost_by_bf16, changed * 9 / 10);
+}
+
 struct Curve {
   std::vector<double> losses, norms;
   std::vector<float> params;
@@ -186,7 +332,7 @@ TEST(CudaModel, BucketedNcclReductionEqualsOneCollective) {
     AdamWOptions whole, bucketed;
     whole.zero_stage = bucketed.zero_stage = stage;
     whole.overlap_grad_reduce = false;
-    bucketed.grad_bucket_bytes = 4096;  // a few thousand bf16 values: dozens of buckets a step
+    bucketed.grad_bucket_bytes = 4096;  // a thousand fp32 values: dozens of buckets a step
     const Curve a = train_tiny(*gpu, nccl, whole), b = train_tiny(*gpu, nccl, bucketed);
     EXPECT_EQ(a.losses, b.losses) << "ZeRO " << stage;
     EXPECT_EQ(a.params, b.params) << "ZeRO " << stage;

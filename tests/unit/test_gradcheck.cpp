@@ -298,21 +298,26 @@ TEST(GradCheck, AttentionLongerThanOneBlock) {
   check_attention({1, 140, 2, 1, 2}, false);
 }
 
+// gate and up as the model holds them: side by side in rows of [gate | up] (stride 2 · cols).
 TEST(GradCheck, SwiGlu) {
-  const int64_t n = 40;
-  Vec gate = random_vec(n, 16, 4.0), up = random_vec(n, 17, 2.0), probe = random_vec(n, 18);
+  const int64_t rows = 5, cols = 8, n = rows * cols;
+  Vec gate_up = random_vec(2 * n, 16, 4.0), probe = random_vec(n, 18);
   auto forward = [&] {
     Vec h(n);
-    swiglu_forward(gate.data(), up.data(), n, h.data());
+    swiglu_forward(gate_up.data(), gate_up.data() + cols, rows, cols, 2 * cols, h.data());
     return h;
   };
   const Vec h = forward();
-  for (int64_t i = 0; i < n; ++i)
-    ASSERT_NEAR(h[i], gate[i] / (1 + std::exp(-gate[i])) * up[i], 1e-14);
-  Vec dgate(n), dup(n);
-  swiglu_backward(probe.data(), gate.data(), up.data(), n, dgate.data(), dup.data());
-  expect_gradient("swiglu dgate", gate, forward, probe, dgate);
-  expect_gradient("swiglu dup", up, forward, probe, dup);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const double g = gate_up[size_t(r * 2 * cols + c)],
+                   u = gate_up[size_t(r * 2 * cols + cols + c)];
+      ASSERT_NEAR(h[size_t(r * cols + c)], g / (1 + std::exp(-g)) * u, 1e-14);
+    }
+  Vec d_gate_up(2 * n);
+  swiglu_backward(probe.data(), gate_up.data(), gate_up.data() + cols, rows, cols, 2 * cols,
+                  d_gate_up.data(), d_gate_up.data() + cols);
+  expect_gradient("swiglu d_gate_up", gate_up, forward, probe, d_gate_up);
 }
 
 TEST(GradCheck, CrossEntropyWithIgnoredRows) {

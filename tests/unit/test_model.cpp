@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -102,8 +103,9 @@ struct StepOutput {
   double loss = 0;
   std::vector<float> grads;
 };
+// `fused_head`: the scale is given to the forward, which runs the head's backward with the loss.
 StepOutput step_with(const qwen3::ModelConfig& config, qwen3::Backend& backend,
-                     const qwen3::MemoryOptions& memory) {
+                     const qwen3::MemoryOptions& memory, bool fused_head = false) {
   qwen3::Qwen3Model model(config, backend);
   model.init_weights(5);
   model.set_memory_options(memory);
@@ -113,9 +115,11 @@ StepOutput step_with(const qwen3::ModelConfig& config, qwen3::Backend& backend,
     b.positions.push_back(int32_t(i % 48 < 30 ? i % 48 : i % 48 - 30));
   }
   model.zero_grads();
-  const qwen3::LossSum loss = model.forward(b);
-  model.backward(float(1.0 / double(loss.tokens)));
-  return {loss.sum, model.grads_to_host()};
+  const float scale = float(1.0 / double(qwen3::count_scored_tokens(b)));
+  model.forward_queued(b, fused_head ? std::optional<float>(scale) : std::nullopt);
+  const double loss = model.take_loss_total();
+  model.backward(scale);
+  return {loss, model.grads_to_host()};
 }
 
 // Recomputing each layer from its saved input runs the same ops on the same values: the step is
@@ -140,6 +144,45 @@ TEST_F(ModelTest, ChunkedHeadGivesTheSameStep) {
   const StepOutput parts = step_with(config, *backend, chunked);
   EXPECT_NEAR(parts.loss, whole.loss, 1e-6 * whole.loss);
   EXPECT_LE(max_abs_diff(parts.grads, whole.grads), 1e-6 * max_abs(whole.grads));
+}
+
+// The head's backward fused into the forward (the loss scale given to it) runs the same ops on the
+// same values, only earlier: the same bits, with the head whole and in chunks (where the unfused
+// backward recomputes each chunk's logits and the fused one makes them once).
+TEST_F(ModelTest, HeadBackwardFusedWithTheLossGivesTheSameStep) {
+  for (int64_t chunk : {int64_t{0}, int64_t{7}}) {
+    qwen3::MemoryOptions memory;
+    memory.lm_head_chunk_tokens = chunk;
+    const StepOutput apart = step_with(config, *backend, memory, false);
+    const StepOutput fused = step_with(config, *backend, memory, true);
+    EXPECT_EQ(fused.loss, apart.loss) << "chunk " << chunk;
+    EXPECT_EQ(fused.grads, apart.grads) << "chunk " << chunk;
+  }
+}
+
+// After a forward with a loss scale: backward must be given that scale, and the logits buffer,
+// which holds their gradient, is not read as logits.
+TEST_F(ModelTest, FusedHeadRefusesAnotherScaleAndItsLogits) {
+  qwen3::Qwen3Model model(config, *backend);
+  model.init_weights(2);
+  const qwen3::Batch b = random_batch(config, 1, 16, 4);
+  model.forward_queued(b, 0.5f);
+  try {
+    (void)model.logits_to_host();
+    FAIL() << "logits read after a fused forward";
+  } catch (const qwen3::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds their gradient"), std::string::npos) << e.what();
+  }
+  try {
+    model.backward(0.25f);
+    FAIL() << "backward accepted another scale";
+  } catch (const qwen3::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("loss scale 0.5"), std::string::npos) << e.what();
+  }
+  model.forward_queued(b, 0.5f);
+  model.backward(0.5f);
+  model.forward_queued(b);  // and without a scale, the logits are there again
+  EXPECT_EQ(model.logits_to_host().size(), size_t(16 * config.vocab_size));
 }
 
 // The gradients-final hook: called after the head and final norm, after each layer from the last
@@ -355,6 +398,27 @@ TEST_F(ModelTest, BatchErrorsAreExplained) {
     EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos);
   }
   EXPECT_THROW(model.backward(1.0f), qwen3::Error);  // no forward to go back through
+}
+
+// Gradients are fp32 by default; the only other choice is the storage dtype, which on the CPU is
+// fp32 too, so a bf16 request is refused by name rather than silently ignored.
+TEST_F(ModelTest, GradientDtypeIsFp32OrTheStorageDtype) {
+  qwen3::Qwen3Model model(config, *backend);
+  EXPECT_EQ(model.grad_dtype(), qwen3::DType::F32);
+  EXPECT_EQ(model.grads_padded().dtype, qwen3::DType::F32);
+  model.set_grad_dtype(qwen3::DType::F32);  // unchanged: the same buffer
+  for (qwen3::DType refused : {qwen3::DType::BF16, qwen3::DType::I32}) {
+    try {
+      model.set_grad_dtype(refused);
+      FAIL() << "accepted " << qwen3::dtype_name(refused);
+    } catch (const qwen3::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(
+                    "gradients can be f32 or the cpu backend's storage dtype f32, not "),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(model.grad_dtype(), qwen3::DType::F32);
 }
 
 }  // namespace

@@ -45,11 +45,41 @@ TEST(ParamLayout, HfNamesShapesAndAlignment) {
 
   int64_t end = 0;
   for (const qwen3::ParamEntry& e : layout.entries()) {
-    EXPECT_EQ(e.offset % qwen3::ParamLayout::kAlignElements, 0) << e.name;
+    const bool follows_in_a_group = e.component == "self_attn.k_proj" ||
+                                    e.component == "self_attn.v_proj" ||
+                                    e.component == "mlp.up_proj";
+    if (follows_in_a_group)
+      EXPECT_EQ(e.offset, end) << e.name << " does not follow its group's previous tensor";
+    else
+      EXPECT_EQ(e.offset % qwen3::ParamLayout::kAlignElements, 0) << e.name;
     EXPECT_GE(e.offset, end) << e.name << " overlaps the previous tensor";
     end = e.offset + e.numel();
   }
   EXPECT_LE(end, layout.flat_size());
+}
+
+// A fused projection's weights are one matrix even where the first's size is not a multiple of
+// the alignment (here 40 × 24 = 960 elements, 15 · 64; 20 × 24 = 480, 7.5 · 64): k_proj and v_proj
+// follow q_proj at once, up_proj follows gate_proj, and the tensor after each group is aligned
+// again.
+TEST(ParamLayout, FusedProjectionsAreBackToBackWhateverTheirSize) {
+  qwen3::ModelConfig c = qwen3::load_model_config(kConfigs + "tiny.yaml");
+  c.hidden_size = 24;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 10;
+  c.intermediate_size = 20;
+  const qwen3::ParamLayout layout(c);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const qwen3::LayerParams& p = layout.layer(l);
+    auto end_of = [&](int i) { return layout[i].offset + layout[i].numel(); };
+    EXPECT_EQ(layout[p.k_proj].offset, end_of(p.q_proj));
+    EXPECT_EQ(layout[p.v_proj].offset, end_of(p.k_proj));
+    EXPECT_EQ(layout[p.up_proj].offset, end_of(p.gate_proj));
+    EXPECT_EQ(layout[p.up_proj].offset % qwen3::ParamLayout::kAlignElements, 480 % 64);
+    EXPECT_EQ(layout[p.q_norm].offset % qwen3::ParamLayout::kAlignElements, 0);
+    EXPECT_EQ(layout[p.down_proj].offset % qwen3::ParamLayout::kAlignElements, 0);
+  }
 }
 
 // What the backward pass's gradients-final announcements rely on: each layer's tensors fill

@@ -67,6 +67,7 @@ TEST_F(RunConfigTest, BudgetsBatchesAndDefaults) {
   EXPECT_EQ(run.model_config.hidden_size, 64);
   EXPECT_EQ(run.checkpoint.keep_last, 3);
   EXPECT_EQ(s.attention, "auto");
+  EXPECT_EQ(s.grad_dtype, "fp32");
 }
 
 TEST_F(RunConfigTest, OverridesReachListsAndNestedMappings) {
@@ -92,7 +93,8 @@ TEST_F(RunConfigTest, OverridesReachListsAndNestedMappings) {
 TEST_F(RunConfigTest, DumpReadsBackToTheSameRun) {
   const RunConfig run = parse_run_config(
       run_text("    optimizer: {schedule: wsd, decay_steps: 3, lr: 0.0003, no_decay: [norm]}\n"
-               "    overlap_grad_reduce: false\n    grad_bucket_mb: 1.5\n    attention: flash\n"),
+               "    overlap_grad_reduce: false\n    grad_bucket_mb: 1.5\n    attention: flash\n"
+               "    grad_dtype: bf16\n"),
       "run.yaml", {}, 1);
   const std::string dumped = dump_run_config(run);
   const RunConfig again = parse_run_config(dumped, "dumped.yaml", {}, 1);
@@ -103,6 +105,7 @@ TEST_F(RunConfigTest, DumpReadsBackToTheSameRun) {
   EXPECT_FALSE(again.stages[0].optimizer.adamw.overlap_grad_reduce);
   EXPECT_EQ(again.stages[0].optimizer.adamw.grad_bucket_bytes, 3 << 19);
   EXPECT_EQ(again.stages[0].attention, "flash");
+  EXPECT_EQ(again.stages[0].grad_dtype, "bf16");
 }
 
 TEST_F(RunConfigTest, ErrorsNameFileLineAndKey) {
@@ -120,6 +123,10 @@ TEST_F(RunConfigTest, ErrorsNameFileLineAndKey) {
                       "cudnn, flash"),
             std::string::npos)
       << message("    attention: fastest\n");
+  EXPECT_NE(message("    grad_dtype: fp16\n")
+                .find("run.yaml:12:5: key 'stages.0.grad_dtype' 'fp16' is not one of fp32, bf16"),
+            std::string::npos)
+      << message("    grad_dtype: fp16\n");
   EXPECT_NE(message("    zero_stage: 3\n")
                 .find("run.yaml:12:5: key 'stages.0.zero_stage' must be "
                       "0, 1 or 2"),

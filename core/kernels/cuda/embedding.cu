@@ -75,12 +75,12 @@ __device__ float sum_rows(const int32_t* __restrict__ sorted_rows, const bf16* _
 }
 
 // One block per window. The pieces of the window start at its first position and at each run
-// start inside it.
+// start inside it. G: the gradient dtype (bf16 or fp32).
+template <class G>
 __global__ void embedding_backward_pieces_kernel(const int32_t* __restrict__ sorted_tokens,
                                                  const int32_t* __restrict__ sorted_rows,
                                                  const bf16* __restrict__ dout, int64_t n,
-                                                 int64_t vocab, int64_t dim,
-                                                 bf16* __restrict__ dtable,
+                                                 int64_t vocab, int64_t dim, G* __restrict__ dtable,
                                                  float* __restrict__ partials, IdCheckRecord* ids) {
   const int64_t window = blockIdx.x, first = window * kPieceRows;
   const int64_t last = first + kPieceRows < n ? first + kPieceRows : n;
@@ -97,10 +97,9 @@ __global__ void embedding_backward_pieces_kernel(const int32_t* __restrict__ sor
         partial[c] = sum_rows(sorted_rows, dout, dim, p, piece_end, c, 0.0f);
     } else if (run_start) {
       const int64_t end = run_end(sorted_tokens, p, n);
-      bf16* dst = dtable + int64_t(token) * dim;
+      G* dst = dtable + int64_t(token) * dim;
       for (int64_t c = threadIdx.x; c < dim; c += blockDim.x)
-        dst[c] = __float2bfloat16_rn(
-            sum_rows(sorted_rows, dout, dim, p, end, c, __bfloat162float(dst[c])));
+        dst[c] = from_float<G>(sum_rows(sorted_rows, dout, dim, p, end, c, to_float(dst[c])));
     }
     p = piece_end;
   }
@@ -108,10 +107,11 @@ __global__ void embedding_backward_pieces_kernel(const int32_t* __restrict__ sor
 
 // One block per window: the long run starting in it, if any, gets its pieces' partials added in
 // order into its table row.
+template <class G>
 __global__ void embedding_backward_runs_kernel(const int32_t* __restrict__ sorted_tokens, int64_t n,
                                                int64_t vocab, int64_t dim,
                                                const float* __restrict__ partials,
-                                               bf16* __restrict__ dtable) {
+                                               G* __restrict__ dtable) {
   const int64_t window = blockIdx.x, first = window * kPieceRows;
   const int64_t last = first + kPieceRows < n ? first + kPieceRows : n;
   // Only the window's last run can be a long one begun here.
@@ -121,13 +121,13 @@ __global__ void embedding_backward_runs_kernel(const int32_t* __restrict__ sorte
   const int32_t token = sorted_tokens[p];
   const bool run_start = p == 0 || sorted_tokens[p - 1] != token;
   if (!run_start || !valid_token(token, vocab) || !long_run(sorted_tokens, n, p)) return;
-  bf16* dst = dtable + int64_t(token) * dim;
+  G* dst = dtable + int64_t(token) * dim;
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
-    float sum = __bfloat162float(dst[c]);
+    float sum = to_float(dst[c]);
     sum += partials[(2 * window + (p == first ? 0 : 1)) * dim + c];
     for (int64_t w = window + 1; w * kPieceRows < n && sorted_tokens[w * kPieceRows] == token; ++w)
       sum += partials[2 * w * dim + c];
-    dst[c] = __float2bfloat16_rn(sum);
+    dst[c] = from_float<G>(sum);
   }
 }
 
@@ -189,9 +189,12 @@ size_t embedding_backward_workspace_bytes(int64_t n, int64_t dim) {
   return 3 * aligned_ints(n) + partials_bytes(n, dim) + sort_scratch_bytes(n);
 }
 
-void embedding_backward(const int32_t* tokens, const bf16* dout, int64_t n, int64_t vocab,
-                        int64_t dim, bf16* dtable, void* workspace, IdCheckRecord* ids,
-                        cudaStream_t stream) {
+namespace {
+
+template <class G>
+void embedding_backward_into(const int32_t* tokens, const bf16* dout, int64_t n, int64_t vocab,
+                             int64_t dim, G* dtable, void* workspace, IdCheckRecord* ids,
+                             cudaStream_t stream) {
   QWEN3_CHECK(n < (int64_t(1) << 31), "embedding_backward: {} tokens exceed the grid", n);
   if (n == 0) return;
   BackwardWorkspace w = carve(workspace, n, dim);
@@ -202,12 +205,26 @@ void embedding_backward(const int32_t* tokens, const bf16* dout, int64_t n, int6
                                                    w.sorted_tokens, w.rows, w.sorted_rows, n, 0,
                                                    int(sizeof(int32_t) * 8), stream));
   const unsigned blocks = static_cast<unsigned>(windows(n));
-  embedding_backward_pieces_kernel<<<blocks, kRowThreads, 0, stream>>>(
+  embedding_backward_pieces_kernel<G><<<blocks, kRowThreads, 0, stream>>>(
       w.sorted_tokens, w.sorted_rows, dout, n, vocab, dim, dtable, w.partials, ids);
   QWEN3_CUDA_CHECK_LAUNCH();
-  embedding_backward_runs_kernel<<<blocks, kRowThreads, 0, stream>>>(w.sorted_tokens, n, vocab, dim,
-                                                                     w.partials, dtable);
+  embedding_backward_runs_kernel<G>
+      <<<blocks, kRowThreads, 0, stream>>>(w.sorted_tokens, n, vocab, dim, w.partials, dtable);
   QWEN3_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void embedding_backward(const int32_t* tokens, const bf16* dout, int64_t n, int64_t vocab,
+                        int64_t dim, bf16* dtable, void* workspace, IdCheckRecord* ids,
+                        cudaStream_t stream) {
+  embedding_backward_into(tokens, dout, n, vocab, dim, dtable, workspace, ids, stream);
+}
+
+void embedding_backward(const int32_t* tokens, const bf16* dout, int64_t n, int64_t vocab,
+                        int64_t dim, float* dtable, void* workspace, IdCheckRecord* ids,
+                        cudaStream_t stream) {
+  embedding_backward_into(tokens, dout, n, vocab, dim, dtable, workspace, ids, stream);
 }
 
 }  // namespace qwen3::cuda

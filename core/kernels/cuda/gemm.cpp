@@ -62,7 +62,9 @@ const LtGemm::Plan& LtGemm::plan_for(const GemmProblem& p, const Key& key) {
   const uint64_t b_rows = p.transpose_b ? p.n : p.k, b_cols = p.transpose_b ? p.k : p.n;
   QWEN3_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, a_rows, a_cols, p.lda));
   QWEN3_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, b_rows, b_cols, p.ldb));
-  QWEN3_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_16BF, p.m, p.n, p.ldc));
+  const bool c_is_fp32 = std::get<12>(key);
+  QWEN3_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&plan->c, c_is_fp32 ? CUDA_R_32F : CUDA_R_16BF, p.m, p.n, p.ldc));
 
   cublasLtMatmulPreference_t preference = nullptr;
   QWEN3_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -90,16 +92,26 @@ const LtGemm::Plan& LtGemm::plan_for(const GemmProblem& p, const Key& key) {
   cublasLtMatmulPreferenceDestroy(preference);
   QWEN3_CUBLAS_CHECK(status);
   QWEN3_CHECK(returned > 0,
-              "cuBLASLt has no bf16 algorithm for C[{}, {}] = op(A)·op(B) with k = {} "
+              "cuBLASLt has no bf16 algorithm for {} C[{}, {}] = op(A)·op(B) with k = {} "
               "(transposes {}/{}, leading dimensions {}/{}/{}, alignments {}/{}/{} bytes)",
-              p.m, p.n, p.k, p.transpose_a, p.transpose_b, p.lda, p.ldb, p.ldc, align_a, align_b,
-              align_c);
+              c_is_fp32 ? "fp32" : "bf16", p.m, p.n, p.k, p.transpose_a, p.transpose_b, p.lda,
+              p.ldb, p.ldc, align_a, align_b, align_c);
   plan->algo = result.algo;
   return *plans_.emplace(key, std::move(plan)).first->second;
 }
 
 void LtGemm::run(const GemmProblem& p, const __nv_bfloat16* a, const __nv_bfloat16* b,
                  __nv_bfloat16* c, cudaStream_t stream) {
+  run_into(p, a, b, c, /*c_is_fp32=*/false, stream);
+}
+
+void LtGemm::run(const GemmProblem& p, const __nv_bfloat16* a, const __nv_bfloat16* b, float* c,
+                 cudaStream_t stream) {
+  run_into(p, a, b, c, /*c_is_fp32=*/true, stream);
+}
+
+void LtGemm::run_into(const GemmProblem& p, const void* a, const void* b, void* c, bool c_is_fp32,
+                      cudaStream_t stream) {
   QWEN3_CHECK(p.m > 0 && p.n > 0 && p.k > 0, "GEMM with an empty dimension: m {}, n {}, k {}", p.m,
               p.n, p.k);
   const Key key{p.transpose_a,
@@ -113,7 +125,8 @@ void LtGemm::run(const GemmProblem& p, const __nv_bfloat16* a, const __nv_bfloat
                 p.beta == 0.0f,
                 alignment_of(a),
                 alignment_of(b),
-                alignment_of(c)};
+                alignment_of(c),
+                c_is_fp32};
   const Plan& plan = plan_for(p, key);
   // C is both the addend and the output (in place, which cuBLASLt allows with equal layouts).
   QWEN3_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &p.alpha, a, plan.a, b, plan.b, &p.beta, c,

@@ -38,15 +38,18 @@ __device__ inline float rmsnorm_output(float x, float inv, bf16 w) {
   return __bfloat162float(w) * normed;
 }
 
-// dw[c] += Σ_chunks partials[chunk, c], chunks in order. Static: each kernel file has its own.
+// dw[c] += Σ_chunks partials[chunk, c], chunks in order, into a gradient of type G: fp32 keeps
+// every contribution, bf16 rounds the running sum once per call. Static: each kernel file has its
+// own.
+template <class G>
 static __global__ void norm_dw_finish_kernel(const float* __restrict__ partials, int64_t chunks,
-                                             int64_t cols, bf16* __restrict__ dw) {
+                                             int64_t cols, G* __restrict__ dw) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= cols) return;
   float sum = 0.0f;
   for (int64_t k = 0; k < chunks; ++k)
     sum += partials[k * cols + c];
-  dw[c] = __float2bfloat16_rn(__bfloat162float(dw[c]) + sum);
+  dw[c] = from_float<G>(to_float(dw[c]) + sum);
 }
 
 }  // namespace qwen3::cuda

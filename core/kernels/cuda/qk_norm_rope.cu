@@ -132,10 +132,13 @@ size_t qk_norm_rope_backward_workspace_bytes(int64_t rows, int64_t heads, int64_
          sizeof(float);
 }
 
-void qk_norm_rope_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd,
-                           const int32_t* positions, int64_t rows, int64_t heads, int64_t head_dim,
-                           double theta, bf16* dx, bf16* dw, void* workspace, cudaStream_t stream,
-                           const float2* table) {
+namespace {
+
+template <class G>
+void qk_norm_rope_backward_into(const bf16* dy, const bf16* x, const bf16* w, const float* rstd,
+                                const int32_t* positions, int64_t rows, int64_t heads,
+                                int64_t head_dim, double theta, bf16* dx, G* dw, void* workspace,
+                                cudaStream_t stream, const float2* table) {
   const int64_t norm_rows = rows * heads;
   if (norm_rows == 0) return;
   const float theta_f = static_cast<float>(theta);
@@ -147,13 +150,31 @@ void qk_norm_rope_backward(const bf16* dy, const bf16* x, const bf16* w, const f
   qk_norm_rope_dw_partials_kernel<<<partial_grid, kNormColumnThreads, 0, stream>>>(
       dy, x, rstd, positions, table, norm_rows, heads, head_dim, theta_f, per_chunk, partials);
   QWEN3_CUDA_CHECK_LAUNCH();
-  norm_dw_finish_kernel<<<column_blocks, kNormColumnThreads, 0, stream>>>(partials, chunks,
-                                                                          head_dim, dw);
+  norm_dw_finish_kernel<G>
+      <<<column_blocks, kNormColumnThreads, 0, stream>>>(partials, chunks, head_dim, dw);
   QWEN3_CUDA_CHECK_LAUNCH();
   const unsigned blocks = static_cast<unsigned>(ceil_div(norm_rows, kNormWarpsPerBlock));
   qk_norm_rope_backward_dx_kernel<<<blocks, kNormWarpsPerBlock * kWarpSize, 0, stream>>>(
       dy, x, w, rstd, positions, table, rows, heads, head_dim, theta_f, dx);
   QWEN3_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void qk_norm_rope_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd,
+                           const int32_t* positions, int64_t rows, int64_t heads, int64_t head_dim,
+                           double theta, bf16* dx, bf16* dw, void* workspace, cudaStream_t stream,
+                           const float2* table) {
+  qk_norm_rope_backward_into(dy, x, w, rstd, positions, rows, heads, head_dim, theta, dx, dw,
+                             workspace, stream, table);
+}
+
+void qk_norm_rope_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd,
+                           const int32_t* positions, int64_t rows, int64_t heads, int64_t head_dim,
+                           double theta, bf16* dx, float* dw, void* workspace, cudaStream_t stream,
+                           const float2* table) {
+  qk_norm_rope_backward_into(dy, x, w, rstd, positions, rows, heads, head_dim, theta, dx, dw,
+                             workspace, stream, table);
 }
 
 }  // namespace qwen3::cuda

@@ -21,10 +21,14 @@ void qk_norm_rope_forward(const __nv_bfloat16* x, const __nv_bfloat16* w, const 
 size_t qk_norm_rope_backward_workspace_bytes(int64_t rows, int64_t heads, int64_t head_dim);
 // dx[rows, heads, head_dim] (overwritten; may alias dy), dw[head_dim] += Σ over rows and heads,
 // summed per chunk and then over chunks in a fixed order (deterministic). The rotated gradient
-// stays in fp32 between the rotation and the norm.
+// stays in fp32 between the rotation and the norm. dw in bf16 or fp32 (the gradient dtype).
 void qk_norm_rope_backward(const __nv_bfloat16* dy, const __nv_bfloat16* x, const __nv_bfloat16* w,
                            const float* rstd, const int32_t* positions, int64_t rows, int64_t heads,
                            int64_t head_dim, double theta, __nv_bfloat16* dx, __nv_bfloat16* dw,
+                           void* workspace, cudaStream_t stream, const float2* table = nullptr);
+void qk_norm_rope_backward(const __nv_bfloat16* dy, const __nv_bfloat16* x, const __nv_bfloat16* w,
+                           const float* rstd, const int32_t* positions, int64_t rows, int64_t heads,
+                           int64_t head_dim, double theta, __nv_bfloat16* dx, float* dw,
                            void* workspace, cudaStream_t stream, const float2* table = nullptr);
 
 }  // namespace qwen3::cuda

@@ -79,9 +79,12 @@ size_t rmsnorm_backward_workspace_bytes(int64_t rows, int64_t cols) {
   return static_cast<size_t>(ceil_div(rows, norm_chunk_rows(rows)) * cols) * sizeof(float);
 }
 
-void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd, int64_t rows,
-                      int64_t cols, bf16* dx, bool accumulate_dx, bf16* dw, void* workspace,
-                      cudaStream_t stream) {
+namespace {
+
+template <class G>
+void rmsnorm_backward_into(const bf16* dy, const bf16* x, const bf16* w, const float* rstd,
+                           int64_t rows, int64_t cols, bf16* dx, bool accumulate_dx, G* dw,
+                           void* workspace, cudaStream_t stream) {
   if (rows == 0) return;
   // dw's partials read dy before dx overwrites it (dx may alias dy).
   const int64_t per_chunk = norm_chunk_rows(rows), chunks = ceil_div(rows, per_chunk);
@@ -91,13 +94,27 @@ void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* w, const float*
   rmsnorm_dw_partials_kernel<<<partial_grid, kNormColumnThreads, 0, stream>>>(
       dy, x, rstd, rows, cols, per_chunk, partials);
   QWEN3_CUDA_CHECK_LAUNCH();
-  norm_dw_finish_kernel<<<static_cast<unsigned>(ceil_div(cols, kNormColumnThreads)),
-                          kNormColumnThreads, 0, stream>>>(partials, chunks, cols, dw);
+  norm_dw_finish_kernel<G><<<static_cast<unsigned>(ceil_div(cols, kNormColumnThreads)),
+                             kNormColumnThreads, 0, stream>>>(partials, chunks, cols, dw);
   QWEN3_CUDA_CHECK_LAUNCH();
   const unsigned blocks = static_cast<unsigned>(ceil_div(rows, kNormWarpsPerBlock));
   rmsnorm_backward_dx_kernel<<<blocks, kNormWarpsPerBlock * kWarpSize, 0, stream>>>(
       dy, x, w, rstd, rows, cols, dx, accumulate_dx);
   QWEN3_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd, int64_t rows,
+                      int64_t cols, bf16* dx, bool accumulate_dx, bf16* dw, void* workspace,
+                      cudaStream_t stream) {
+  rmsnorm_backward_into(dy, x, w, rstd, rows, cols, dx, accumulate_dx, dw, workspace, stream);
+}
+
+void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* w, const float* rstd, int64_t rows,
+                      int64_t cols, bf16* dx, bool accumulate_dx, float* dw, void* workspace,
+                      cudaStream_t stream) {
+  rmsnorm_backward_into(dy, x, w, rstd, rows, cols, dx, accumulate_dx, dw, workspace, stream);
 }
 
 }  // namespace qwen3::cuda
