@@ -207,13 +207,15 @@ int main(int argc, char** argv) {
     b.time("add_rmsnorm_forward", nd, 8.0 * n * d, 0,
            [&] { be.add_rmsnorm_forward(x, y, norm_w, 1e-6f, dx, normed, rstd); });
 
-    auto wq = b.tensor(bf, {hq * hd, d}, 0.02, 9), q = b.tensor(bf, {n, hq * hd}, 1, 10);
-    const double q_flops = 2.0 * n * d * hq * hd;
-    b.time("linear_forward (q_proj)", nd + "→" + std::to_string(hq * hd), 0, q_flops,
-           [&] { be.linear_forward(x, wq, q); });
-    auto dwq = b.tensor(bf, {hq * hd, d}, 0.02, 11);
-    b.time("linear_backward (q_proj)", nd + "→" + std::to_string(hq * hd), 0, 2 * q_flops,
-           [&] { be.linear_backward(q, x, wq, &dx, false, dwq); });
+    // q_proj, k_proj and v_proj as the model runs them: one GEMM over their adjacent weights.
+    const int64_t qkv_heads = hq + 2 * hkv, qkv_width = qkv_heads * hd;
+    auto w_qkv = b.tensor(bf, {qkv_width, d}, 0.02, 9), qkv = b.tensor(bf, {n, qkv_width}, 1, 10);
+    const double qkv_flops = 2.0 * n * d * qkv_width;
+    b.time("linear_forward (qkv_proj)", nd + "→" + std::to_string(qkv_width), 0, qkv_flops,
+           [&] { be.linear_forward(x, w_qkv, qkv); });
+    auto dw_qkv = b.tensor(DType::F32, {qkv_width, d}, 0.02, 11);
+    b.time("linear_backward (qkv_proj, fp32 dw)", nd + "→" + std::to_string(qkv_width), 0,
+           2 * qkv_flops, [&] { be.linear_backward(qkv, x, w_qkv, &dx, false, dw_qkv); });
     // gate_proj and up_proj as the model runs them: one GEMM over their adjacent weights.
     auto w_gate_up = b.tensor(bf, {2 * inter, d}, 0.02, 12),
          gate_up = b.tensor(bf, {n, 2 * inter}, 1, 13), h = b.tensor(bf, {n, inter}, 1, 15);
@@ -241,16 +243,32 @@ int main(int argc, char** argv) {
            [&] { be.swiglu_backward(h, gate_up, gate_up); });
 
     auto positions = b.tensor(DType::I32, {n}, 1, 19);
-    const TensorView q3 = q.reshaped({n, hq, hd});
+    auto q_out = b.tensor(bf, {n, hq, hd}, 1, 39), k_out = b.tensor(bf, {n, hkv, hd}, 1, 44),
+         v_out = b.tensor(bf, {n, hkv, hd}, 1, 45);
     b.time("rope_forward (q)", std::to_string(n) + "×16×128", 4.0 * n * hq * hd, 0,
-           [&] { be.rope_forward(q3, positions, 1e6, q3); });
-    auto qk_w = b.tensor(bf, {hd}, 1, 37), q_rstd = b.tensor(DType::F32, {n * hq}, 1, 38);
-    auto q_out = b.tensor(bf, {n, hq, hd}, 1, 39), dq_w = b.tensor(bf, {hd}, 1, 40);
-    b.time("qk_norm_rope_forward (q)", std::to_string(n) + "×16×128", 4.0 * n * hq * hd, 0,
-           [&] { be.qk_norm_rope_forward(q3, qk_w, positions, 1e-6f, 1e6, q_out, q_rstd); });
-    // Reads dy twice (dw partials, then dx) and x twice, writes dx.
-    b.time("qk_norm_rope_backward (q)", std::to_string(n) + "×16×128", 10.0 * n * hq * hd, 0,
-           [&] { be.qk_norm_rope_backward(q_out, q3, qk_w, q_rstd, positions, 1e6, q_out, dq_w); });
+           [&] { be.rope_forward(q_out, positions, 1e6, q_out); });
+    auto qk_w = b.tensor(bf, {hd}, 1, 37), q_rstd = b.tensor(DType::F32, {n * hq}, 1, 38),
+         k_rstd = b.tensor(DType::F32, {n * hkv}, 1, 46);
+    auto dq_w = b.tensor(DType::F32, {hd}, 1, 40), dk_w = b.tensor(DType::F32, {hd}, 1, 48);
+    const TensorView qkv3 = qkv.reshaped({n, qkv_heads, hd});
+    auto d_qkv = b.tensor(bf, {n, qkv_heads, hd}, 1, 49);
+    const auto qkv_norm_rope_forward = [&] {
+      be.qkv_norm_rope_forward(qkv3, qk_w, qk_w, positions, 1e-6f, 1e6, q_out, k_out, v_out, q_rstd,
+                               k_rstd);
+    };
+    // The backward's dq, dk, dv are the forward's outputs: any values serve for timing.
+    const auto qkv_norm_rope_backward = [&] {
+      be.qkv_norm_rope_backward(q_out, k_out, v_out, qkv3, qk_w, qk_w, q_rstd, k_rstd, positions,
+                                1e6, d_qkv, dq_w, dk_w);
+    };
+    // Forward: reads q's and k's columns, writes them normalised and rotated; v read and written.
+    // Backward: reads dy twice (dw partials, then dx) and x twice, writes dx; dv read and written.
+    const double qk_elements = double(n) * (hq + hkv) * hd, v_elements = double(n) * hkv * hd;
+    const double qkv_forward_bytes = 4.0 * (qk_elements + v_elements),
+                 qkv_backward_bytes = 10.0 * qk_elements + 4.0 * v_elements;
+    const std::string qkv_shape = std::to_string(n) + "×(16+8+8)×128";
+    b.time("qkv_norm_rope_forward", qkv_shape, qkv_forward_bytes, 0, qkv_norm_rope_forward);
+    b.time("qkv_norm_rope_backward", qkv_shape, qkv_backward_bytes, 0, qkv_norm_rope_backward);
     // The same rotations reading the batch's angle table (as the model runs them) beside the ones
     // above, which compute a powf and a sincosf per element; the table's making is timed too.
     b.time("rope_table", std::to_string(n) + "×64", 4.0 * n + 8.0 * n * hd / 2, 0,
@@ -258,11 +276,11 @@ int main(int argc, char** argv) {
     be.set_rope_positions(positions, 1e6, hd);  // whichever rows --ops picks
     const std::string shape = std::to_string(n) + "×16×128";
     b.time("rope_forward (q, angle table)", shape, 4.0 * n * hq * hd + 4.0 * n * hd, 0,
-           [&] { be.rope_forward(q3, positions, 1e6, q3); });
-    b.time("qk_norm_rope_forward (q, angle table)", shape, 4.0 * n * hq * hd + 4.0 * n * hd, 0,
-           [&] { be.qk_norm_rope_forward(q3, qk_w, positions, 1e-6f, 1e6, q_out, q_rstd); });
-    b.time("qk_norm_rope_backward (q, angle table)", shape, 10.0 * n * hq * hd + 8.0 * n * hd, 0,
-           [&] { be.qk_norm_rope_backward(q_out, q3, qk_w, q_rstd, positions, 1e6, q_out, dq_w); });
+           [&] { be.rope_forward(q_out, positions, 1e6, q_out); });
+    b.time("qkv_norm_rope_forward (angle table)", qkv_shape, qkv_forward_bytes + 4.0 * n * hd, 0,
+           qkv_norm_rope_forward);
+    b.time("qkv_norm_rope_backward (angle table)", qkv_shape, qkv_backward_bytes + 8.0 * n * hd, 0,
+           qkv_norm_rope_backward);
 
     const Shape qs{batch, seq, hq, hd}, ks{batch, seq, hkv, hd};
     auto aq = b.tensor(bf, qs, 1, 20), ak = b.tensor(bf, ks, 1, 21), av = b.tensor(bf, ks, 1, 22);

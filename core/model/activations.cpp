@@ -40,13 +40,12 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
     }
     a.ln1 = t("ln1", s, {n, d});
     a.ln1_rstd = t("ln1_rstd", f32, {n});
-    a.q = t("q", s, {n, hq * hd});
-    a.k = t("k", s, {n, hkv * hd});
-    a.v = t("v", s, {n, hkv * hd});
+    a.qkv = t("qkv", s, {n, (hq + 2 * hkv) * hd});
     a.q_rstd = t("q_rstd", f32, {n * hq});
     a.k_rstd = t("k_rstd", f32, {n * hkv});
     a.q_rope = t("q_rope", s, {batch, seq, hq, hd});
     a.k_rope = t("k_rope", s, {batch, seq, hkv, hd});
+    a.v = t("v", s, {batch, seq, hkv, hd});
     a.attn = t("attn", s, {batch, seq, hq, hd});
     a.attn_lse = t("attn_lse", f32, {batch, hq, seq});
     a.resid_mid = t("resid_mid", s, {n, d});
@@ -73,6 +72,7 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
   model_.d_q = add("d_q", s, {batch, seq, hq, hd}, scratch, false);
   model_.d_k = add("d_k", s, {batch, seq, hkv, hd}, scratch, false);
   model_.d_v = add("d_v", s, {batch, seq, hkv, hd}, scratch, false);
+  model_.d_qkv = add("d_qkv", s, {n, (hq + 2 * hkv) * hd}, scratch, false);
   model_.d_act = add("d_act", s, {n, inter}, scratch, false);
 }
 

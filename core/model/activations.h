@@ -32,11 +32,13 @@ struct LayerActivations {
   int resid_in;   // [N, d] residual stream entering the layer
   int ln1;        // [N, d] input_layernorm output
   int ln1_rstd;   // [N] f32
-  int q, k, v;    // [N, Hq·hd], [N, Hkv·hd], [N, Hkv·hd] projections (q, k before QK-norm)
+  int qkv;        // [N, (Hq + 2·Hkv)·hd] rows of [q | k | v], one GEMM's output (q, k before
+                  // QK-norm)
   int q_rstd;     // [N·Hq] f32
   int k_rstd;     // [N·Hkv] f32
   int q_rope;     // [B, T, Hq, hd] after QK-norm and RoPE
   int k_rope;     // [B, T, Hkv, hd]
+  int v;          // [B, T, Hkv, hd] v's columns of qkv, packed for attention
   int attn;       // [B, T, Hq, hd] attention output
   int attn_lse;   // [B, Hq, T] f32
   int resid_mid;  // [N, d] residual after attention
@@ -60,7 +62,8 @@ struct ModelActivations {
   int d_resid;        // [N, d] gradient of the residual stream
   int d_hidden;       // [N, d] gradient of a norm output
   int d_attn;         // [N, Hq·hd]
-  int d_q, d_k, d_v;  // [N, Hq·hd], [N, Hkv·hd], [N, Hkv·hd] (after RoPE, then before QK-norm)
+  int d_q, d_k, d_v;  // [B, T, Hq, hd], [B, T, Hkv, hd] ×2: attention's input gradients
+  int d_qkv;          // [N, (Hq + 2·Hkv)·hd] the fused projection's output gradient
   int d_act;          // [N, I]
 };
 

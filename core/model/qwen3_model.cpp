@@ -285,16 +285,14 @@ void Qwen3Model::forward_layer(int l, bool recomputing) {
   // saved resid_in alone.
   if (recomputing)
     be.rmsnorm_forward(act(a.resid_in), param(p.input_layernorm), eps, act(a.ln1), act(a.ln1_rstd));
-  be.linear_forward(act(a.ln1), param(p.q_proj), act(a.q));
-  be.linear_forward(act(a.ln1), param(p.k_proj), act(a.k));
-  be.linear_forward(act(a.ln1), param(p.v_proj), act(a.v));
-  // QK-norm over head_dim (one weight shared by the heads of a projection) fused with RoPE.
-  const TensorView q_rope = act(a.q_rope), k_rope = act(a.k_rope);
-  be.qk_norm_rope_forward(act(a.q).reshaped({n, hq, hd}), param(p.q_norm), positions, eps,
-                          c.rope_theta, q_rope.reshaped({n, hq, hd}), act(a.q_rstd));
-  be.qk_norm_rope_forward(act(a.k).reshaped({n, hkv, hd}), param(p.k_norm), positions, eps,
-                          c.rope_theta, k_rope.reshaped({n, hkv, hd}), act(a.k_rstd));
-  const TensorView v = act(a.v).reshaped({bt[0], bt[1], hkv, hd});
+  // q, k and v as one GEMM over their adjacent weights: rows of [q | k | v]; QK-norm over
+  // head_dim (one weight shared by the heads of a projection) fused with RoPE, v copied out.
+  const TensorView q_rope = act(a.q_rope), k_rope = act(a.k_rope), v = act(a.v);
+  be.linear_forward(act(a.ln1), param_group(p.q_proj, p.v_proj), act(a.qkv));
+  be.qkv_norm_rope_forward(act(a.qkv).reshaped({n, hq + 2 * hkv, hd}), param(p.q_norm),
+                           param(p.k_norm), positions, eps, c.rope_theta,
+                           q_rope.reshaped({n, hq, hd}), k_rope.reshaped({n, hkv, hd}),
+                           v.reshaped({n, hkv, hd}), act(a.q_rstd), act(a.k_rstd));
   be.attention_forward(q_rope, k_rope, v, use_doc_ids_ ? &doc_ids : nullptr, act(a.attn),
                        act(a.attn_lse));
   be.linear_forward(act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), act(m.delta));
@@ -405,21 +403,18 @@ void Qwen3Model::backward_layer(int l) {
   const TensorView d_attn_2d = d_attn.reshaped({n, hq * hd});
   be.linear_backward(d_resid, act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), &d_attn_2d,
                      false, grad(p.o_proj));
-  const TensorView v = act(a.v).reshaped(d_v.shape);
-  be.attention_backward(d_attn, act(a.q_rope), act(a.k_rope), v, act(a.attn), act(a.attn_lse),
-                        use_doc_ids_ ? &doc_ids : nullptr, d_q, d_k, d_v);
-  // Through RoPE and QK-norm in one pass, in place: d_q and d_k become the projections' gradients.
-  const TensorView d_q_heads = d_q.reshaped({n, hq, hd}), d_k_heads = d_k.reshaped({n, hkv, hd});
-  be.qk_norm_rope_backward(d_q_heads, act(a.q).reshaped({n, hq, hd}), param(p.q_norm),
-                           act(a.q_rstd), positions, c.rope_theta, d_q_heads, grad(p.q_norm));
-  be.qk_norm_rope_backward(d_k_heads, act(a.k).reshaped({n, hkv, hd}), param(p.k_norm),
-                           act(a.k_rstd), positions, c.rope_theta, d_k_heads, grad(p.k_norm));
-  be.linear_backward(d_q.reshaped({n, hq * hd}), act(a.ln1), param(p.q_proj), &d_hidden, false,
-                     grad(p.q_proj));
-  be.linear_backward(d_k.reshaped({n, hkv * hd}), act(a.ln1), param(p.k_proj), &d_hidden, true,
-                     grad(p.k_proj));
-  be.linear_backward(d_v.reshaped({n, hkv * hd}), act(a.ln1), param(p.v_proj), &d_hidden, true,
-                     grad(p.v_proj));
+  be.attention_backward(d_attn, act(a.q_rope), act(a.k_rope), act(a.v), act(a.attn),
+                        act(a.attn_lse), use_doc_ids_ ? &doc_ids : nullptr, d_q, d_k, d_v);
+  // Back through RoPE and QK-norm (and v's copy) into the fused projection's gradient, then one
+  // GEMM pair over the adjacent q/k/v weights.
+  const TensorView d_qkv = act(m.d_qkv);
+  be.qkv_norm_rope_backward(d_q.reshaped({n, hq, hd}), d_k.reshaped({n, hkv, hd}),
+                            d_v.reshaped({n, hkv, hd}), act(a.qkv).reshaped({n, hq + 2 * hkv, hd}),
+                            param(p.q_norm), param(p.k_norm), act(a.q_rstd), act(a.k_rstd),
+                            positions, c.rope_theta, d_qkv.reshaped({n, hq + 2 * hkv, hd}),
+                            grad(p.q_norm), grad(p.k_norm));
+  be.linear_backward(d_qkv, act(a.ln1), param_group(p.q_proj, p.v_proj), &d_hidden, false,
+                     grad_group(p.q_proj, p.v_proj));
   be.rmsnorm_backward(d_hidden, act(a.resid_in), param(p.input_layernorm), act(a.ln1_rstd), d_resid,
                       true, grad(p.input_layernorm));
 }

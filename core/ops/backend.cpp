@@ -219,43 +219,64 @@ void Backend::add_rmsnorm_forward(const TensorView& a, const TensorView& b, cons
 
 namespace {
 
-// The arguments qk_norm_rope's forward and backward share: [N, heads, head_dim] with an even
-// head_dim, its weight and the positions.
-void expect_qk_norm_rope(const Backend& backend, const char* op, const char* arg,
-                         const TensorView& x, const TensorView& w, const TensorView& positions,
-                         double theta) {
-  expect_rank(op, arg, x, 3);
-  const Shape shape{x.shape[0], x.shape[1], x.shape[2]};
-  expect(backend, op, arg, x, backend.storage_dtype(), shape);
-  expect(backend, op, "w", w, backend.storage_dtype(), {shape[2]});
-  expect(backend, op, "positions", positions, DType::I32, {shape[0]});
-  QWEN3_CHECK(shape[2] % 2 == 0, "{}: head_dim {} must be even", op, shape[2]);
+// The arguments qkv_norm_rope's forward and backward share: the fused projection
+// qkv[N, Hq + 2·Hkv, head_dim] with an even head_dim, the head counts of q[N, Hq, head_dim] and
+// k[N, Hkv, head_dim] (or their gradients) adding up to it, the two weights and the positions.
+void expect_qkv_norm_rope(const Backend& backend, const char* op, const TensorView& qkv,
+                          const char* q_name, const TensorView& q, const char* k_name,
+                          const TensorView& k, const TensorView& q_w, const TensorView& k_w,
+                          const TensorView& positions, double theta) {
+  expect_rank(op, "qkv", qkv, 3);
+  expect_rank(op, q_name, q, 3);
+  expect_rank(op, k_name, k, 3);
+  const int64_t n = qkv.shape[0], q_heads = q.shape[1], kv_heads = k.shape[1],
+                head_dim = qkv.shape[2];
+  QWEN3_CHECK(qkv.shape[1] == q_heads + 2 * kv_heads,
+              "{}: qkv {} must hold {}'s {} heads, then {}'s {} twice (k and v), {} in all", op,
+              qkv.shape.str(), q_name, q_heads, k_name, kv_heads, q_heads + 2 * kv_heads);
+  expect(backend, op, "qkv", qkv, backend.storage_dtype(), {n, q_heads + 2 * kv_heads, head_dim});
+  expect(backend, op, q_name, q, backend.storage_dtype(), {n, q_heads, head_dim});
+  expect(backend, op, k_name, k, backend.storage_dtype(), {n, kv_heads, head_dim});
+  expect(backend, op, "q_w", q_w, backend.storage_dtype(), {head_dim});
+  expect(backend, op, "k_w", k_w, backend.storage_dtype(), {head_dim});
+  expect(backend, op, "positions", positions, DType::I32, {n});
+  QWEN3_CHECK(head_dim % 2 == 0, "{}: head_dim {} must be even", op, head_dim);
   QWEN3_CHECK(theta > 0.0, "{}: theta must be positive, got {}", op, theta);
 }
 
 }  // namespace
 
-void Backend::qk_norm_rope_forward(const TensorView& x, const TensorView& w,
-                                   const TensorView& positions, float eps, double theta,
-                                   const TensorView& y, const TensorView& rstd) {
-  const char* op = "qk_norm_rope_forward";
-  expect_qk_norm_rope(*this, op, "x", x, w, positions, theta);
-  expect(*this, op, "y", y, storage_dtype(), x.shape);
-  expect(*this, op, "rstd", rstd, DType::F32, {x.shape[0] * x.shape[1]});
+void Backend::qkv_norm_rope_forward(const TensorView& qkv, const TensorView& q_w,
+                                    const TensorView& k_w, const TensorView& positions, float eps,
+                                    double theta, const TensorView& q, const TensorView& k,
+                                    const TensorView& v, const TensorView& q_rstd,
+                                    const TensorView& k_rstd) {
+  const char* op = "qkv_norm_rope_forward";
+  expect_qkv_norm_rope(*this, op, qkv, "q", q, "k", k, q_w, k_w, positions, theta);
+  expect(*this, op, "v", v, storage_dtype(), k.shape);
+  expect(*this, op, "q_rstd", q_rstd, DType::F32, {q.shape[0] * q.shape[1]});
+  expect(*this, op, "k_rstd", k_rstd, DType::F32, {k.shape[0] * k.shape[1]});
   QWEN3_CHECK(eps > 0.0f, "{}: eps must be positive, got {}", op, eps);
-  qk_norm_rope_forward_impl(x, w, positions, eps, theta, y, rstd);
+  qkv_norm_rope_forward_impl(qkv, q_w, k_w, positions, eps, theta, q, k, v, q_rstd, k_rstd);
 }
 
-void Backend::qk_norm_rope_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
-                                    const TensorView& rstd, const TensorView& positions,
-                                    double theta, const TensorView& dx, const TensorView& dw) {
-  const char* op = "qk_norm_rope_backward";
-  expect_qk_norm_rope(*this, op, "x", x, w, positions, theta);
-  expect(*this, op, "dy", dy, storage_dtype(), x.shape);
-  expect(*this, op, "rstd", rstd, DType::F32, {x.shape[0] * x.shape[1]});
-  expect(*this, op, "dx", dx, storage_dtype(), x.shape);
-  expect_float_like(*this, op, "dw", dw, w.shape);
-  qk_norm_rope_backward_impl(dy, x, w, rstd, positions, theta, dx, dw);
+void Backend::qkv_norm_rope_backward(const TensorView& dq, const TensorView& dk,
+                                     const TensorView& dv, const TensorView& qkv,
+                                     const TensorView& q_w, const TensorView& k_w,
+                                     const TensorView& q_rstd, const TensorView& k_rstd,
+                                     const TensorView& positions, double theta,
+                                     const TensorView& d_qkv, const TensorView& dq_w,
+                                     const TensorView& dk_w) {
+  const char* op = "qkv_norm_rope_backward";
+  expect_qkv_norm_rope(*this, op, qkv, "dq", dq, "dk", dk, q_w, k_w, positions, theta);
+  expect(*this, op, "dv", dv, storage_dtype(), dk.shape);
+  expect(*this, op, "q_rstd", q_rstd, DType::F32, {dq.shape[0] * dq.shape[1]});
+  expect(*this, op, "k_rstd", k_rstd, DType::F32, {dk.shape[0] * dk.shape[1]});
+  expect(*this, op, "d_qkv", d_qkv, storage_dtype(), qkv.shape);
+  expect_float_like(*this, op, "dq_w", dq_w, q_w.shape);
+  expect_float_like(*this, op, "dk_w", dk_w, k_w.shape);
+  qkv_norm_rope_backward_impl(dq, dk, dv, qkv, q_w, k_w, q_rstd, k_rstd, positions, theta, d_qkv,
+                              dq_w, dk_w);
 }
 
 void Backend::set_rope_positions(const TensorView& positions, double theta, int64_t head_dim) {

@@ -128,17 +128,25 @@ class Backend {
   void add_rmsnorm_forward(const TensorView& a, const TensorView& b, const TensorView& w, float eps,
                            const TensorView& sum, const TensorView& y, const TensorView& rstd);
 
-  // QK-norm fused with RoPE: x[N, heads, head_dim], w[head_dim], positions[N] i32
-  //   -> y[N, heads, head_dim] = rope(rmsnorm(x) · w), rstd[N · heads] f32
-  void qk_norm_rope_forward(const TensorView& x, const TensorView& w, const TensorView& positions,
-                            float eps, double theta, const TensorView& y, const TensorView& rstd);
-  // dx[N, heads, head_dim] overwritten (may alias dy), dw[head_dim] (F32 or storage) +=
-  void qk_norm_rope_backward(const TensorView& dy, const TensorView& x, const TensorView& w,
-                             const TensorView& rstd, const TensorView& positions, double theta,
-                             const TensorView& dx, const TensorView& dw);
+  // Attention's inputs from the fused q/k/v projection, QK-norm fused with RoPE:
+  // qkv[N, Hq + 2·Hkv, head_dim], rows of [q heads | k heads | v heads] (one GEMM over the adjacent
+  // weights), q_w, k_w[head_dim], positions[N] i32
+  //   -> q[N, Hq, head_dim] = rope(rmsnorm(q heads) · q_w), k[N, Hkv, head_dim] likewise with
+  //      k_w, v[N, Hkv, head_dim] the v heads copied out packed, q_rstd[N·Hq], k_rstd[N·Hkv] f32
+  void qkv_norm_rope_forward(const TensorView& qkv, const TensorView& q_w, const TensorView& k_w,
+                             const TensorView& positions, float eps, double theta,
+                             const TensorView& q, const TensorView& k, const TensorView& v,
+                             const TensorView& q_rstd, const TensorView& k_rstd);
+  // dq, dk, dv: the gradients at the forward's q, k, v -> d_qkv[N, Hq + 2·Hkv, head_dim]
+  // overwritten (the projection's output gradient), dq_w, dk_w[head_dim] (F32 or storage) +=
+  void qkv_norm_rope_backward(const TensorView& dq, const TensorView& dk, const TensorView& dv,
+                              const TensorView& qkv, const TensorView& q_w, const TensorView& k_w,
+                              const TensorView& q_rstd, const TensorView& k_rstd,
+                              const TensorView& positions, double theta, const TensorView& d_qkv,
+                              const TensorView& dq_w, const TensorView& dk_w);
 
   // The batch's positions[N] i32 (restarting at documents) and RoPE base, for the rotations that
-  // follow (qk_norm_rope_*, rope_*) at this head_dim: a backend may make their angles here once
+  // follow (qkv_norm_rope_*, rope_*) at this head_dim: a backend may make their angles here once
   // (the CUDA backend: a [N, head_dim / 2] table) for the forward and backward to share. The ops
   // still take positions and theta; given others, or after positions is written again, they
   // compute the angles themselves.
@@ -232,13 +240,18 @@ class Backend {
   virtual void add_rmsnorm_forward_impl(const TensorView& a, const TensorView& b,
                                         const TensorView& w, float eps, const TensorView& sum,
                                         const TensorView& y, const TensorView& rstd) = 0;
-  virtual void qk_norm_rope_forward_impl(const TensorView& x, const TensorView& w,
-                                         const TensorView& positions, float eps, double theta,
-                                         const TensorView& y, const TensorView& rstd) = 0;
-  virtual void qk_norm_rope_backward_impl(const TensorView& dy, const TensorView& x,
-                                          const TensorView& w, const TensorView& rstd,
-                                          const TensorView& positions, double theta,
-                                          const TensorView& dx, const TensorView& dw) = 0;
+  virtual void qkv_norm_rope_forward_impl(const TensorView& qkv, const TensorView& q_w,
+                                          const TensorView& k_w, const TensorView& positions,
+                                          float eps, double theta, const TensorView& q,
+                                          const TensorView& k, const TensorView& v,
+                                          const TensorView& q_rstd, const TensorView& k_rstd) = 0;
+  virtual void qkv_norm_rope_backward_impl(const TensorView& dq, const TensorView& dk,
+                                           const TensorView& dv, const TensorView& qkv,
+                                           const TensorView& q_w, const TensorView& k_w,
+                                           const TensorView& q_rstd, const TensorView& k_rstd,
+                                           const TensorView& positions, double theta,
+                                           const TensorView& d_qkv, const TensorView& dq_w,
+                                           const TensorView& dk_w) = 0;
   // The default: the rotations compute their angles.
   virtual void set_rope_positions_impl(const TensorView& positions, double theta, int64_t head_dim);
   virtual void rope_impl(const TensorView& x, const TensorView& positions, double theta,

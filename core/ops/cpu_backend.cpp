@@ -131,19 +131,27 @@ class CpuBackend final : public Backend {
                              f32_mut(y), f32_mut(rstd));
   }
 
-  void qk_norm_rope_forward_impl(const TensorView& x, const TensorView& w,
-                                 const TensorView& positions, float eps, double theta,
-                                 const TensorView& y, const TensorView& rstd) override {
+  void qkv_norm_rope_forward_impl(const TensorView& qkv, const TensorView& q_w,
+                                  const TensorView& k_w, const TensorView& positions, float eps,
+                                  double theta, const TensorView& q, const TensorView& k,
+                                  const TensorView& v, const TensorView& q_rstd,
+                                  const TensorView& k_rstd) override {
     check_ids(positions, INT32_MAX, "position");
-    cpu::qk_norm_rope_forward(f32(x), f32(w), i32(positions), x.shape[0], x.shape[1], x.shape[2],
-                              eps, theta, f32_mut(y), f32_mut(rstd));
+    cpu::qkv_norm_rope_forward(f32(qkv), f32(q_w), f32(k_w), i32(positions), q.shape[0], q.shape[1],
+                               k.shape[1], q.shape[2], eps, theta, f32_mut(q), f32_mut(k),
+                               f32_mut(v), f32_mut(q_rstd), f32_mut(k_rstd));
   }
-  void qk_norm_rope_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
-                                  const TensorView& rstd, const TensorView& positions, double theta,
-                                  const TensorView& dx, const TensorView& dw) override {
+  void qkv_norm_rope_backward_impl(const TensorView& dq, const TensorView& dk, const TensorView& dv,
+                                   const TensorView& qkv, const TensorView& q_w,
+                                   const TensorView& k_w, const TensorView& q_rstd,
+                                   const TensorView& k_rstd, const TensorView& positions,
+                                   double theta, const TensorView& d_qkv, const TensorView& dq_w,
+                                   const TensorView& dk_w) override {
     check_ids(positions, INT32_MAX, "position");
-    cpu::qk_norm_rope_backward(f32(dy), f32(x), f32(w), f32(rstd), i32(positions), x.shape[0],
-                               x.shape[1], x.shape[2], theta, f32_mut(dx), f32_mut(dw));
+    cpu::qkv_norm_rope_backward(f32(dq), f32(dk), f32(dv), f32(qkv), f32(q_w), f32(k_w),
+                                f32(q_rstd), f32(k_rstd), i32(positions), dq.shape[0], dq.shape[1],
+                                dk.shape[1], dq.shape[2], theta, f32_mut(d_qkv), f32_mut(dq_w),
+                                f32_mut(dk_w));
   }
 
   void rope_impl(const TensorView& x, const TensorView& positions, double theta,

@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -79,6 +80,24 @@ float* f32_mut(const TensorView& t) {
 bool is_bf16(const TensorView& t) {
   return t.dtype == DType::BF16;
 }
+
+// Where q's, k's and v's columns sit in the rows of the fused projection qkv[N, Hq + 2·Hkv, hd],
+// from it and the packed q[N, Hq, hd] and k[N, Hkv, hd] (or their gradients). In elements.
+struct QkvColumns {
+  QkvColumns(const TensorView& qkv, const TensorView& q, const TensorView& k)
+      : rows(qkv.shape[0]),
+        q_heads(q.shape[1]),
+        kv_heads(k.shape[1]),
+        head_dim(qkv.shape[2]),
+        width(qkv.shape[1] * head_dim),
+        kv_width(kv_heads * head_dim),
+        k_offset(q_heads * head_dim),
+        v_offset(k_offset + kv_width) {}
+  int64_t rows, q_heads, kv_heads, head_dim;
+  int64_t width;     // a row of qkv
+  int64_t kv_width;  // k's or v's columns
+  int64_t k_offset, v_offset;
+};
 
 const char* id_site_name(int32_t site) {
   switch (site) {
@@ -270,27 +289,52 @@ class CudaBackend final : public Backend {
                               bf_mut(y), f32_mut(rstd), stream_);
   }
 
-  void qk_norm_rope_forward_impl(const TensorView& x, const TensorView& w,
-                                 const TensorView& positions, float eps, double theta,
-                                 const TensorView& y, const TensorView& rstd) override {
-    cuda::qk_norm_rope_forward(bf(x), bf(w), i32(positions), x.shape[0], x.shape[1], x.shape[2],
-                               eps, theta, bf_mut(y), f32_mut(rstd), stream_,
-                               rope_table_for(positions, theta, x.shape[2]));
+  // q and k go through the norm and rotation straight from their columns of the fused
+  // projection; v's columns are copied out, as attention reads packed heads.
+  void qkv_norm_rope_forward_impl(const TensorView& qkv, const TensorView& q_w,
+                                  const TensorView& k_w, const TensorView& positions, float eps,
+                                  double theta, const TensorView& q, const TensorView& k,
+                                  const TensorView& v, const TensorView& q_rstd,
+                                  const TensorView& k_rstd) override {
+    const QkvColumns cols(qkv, q, k);
+    const float2* table = rope_table_for(positions, theta, cols.head_dim);
+    cuda::qk_norm_rope_forward(bf(qkv), cols.width, bf(q_w), i32(positions), cols.rows,
+                               cols.q_heads, cols.head_dim, eps, theta, bf_mut(q), f32_mut(q_rstd),
+                               stream_, table);
+    cuda::qk_norm_rope_forward(bf(qkv) + cols.k_offset, cols.width, bf(k_w), i32(positions),
+                               cols.rows, cols.kv_heads, cols.head_dim, eps, theta, bf_mut(k),
+                               f32_mut(k_rstd), stream_, table);
+    cuda::copy_columns(bf(qkv) + cols.v_offset, cols.width, cols.rows, cols.kv_width, bf_mut(v),
+                       cols.kv_width, stream_);
   }
-  void qk_norm_rope_backward_impl(const TensorView& dy, const TensorView& x, const TensorView& w,
-                                  const TensorView& rstd, const TensorView& positions, double theta,
-                                  const TensorView& dx, const TensorView& dw) override {
-    const int64_t rows = x.shape[0], heads = x.shape[1], head_dim = x.shape[2];
-    void* workspace = scratch(cuda::qk_norm_rope_backward_workspace_bytes(rows, heads, head_dim));
-    const float2* table = rope_table_for(positions, theta, head_dim);
-    if (is_bf16(dw))
-      cuda::qk_norm_rope_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), i32(positions),
-                                  rows, heads, head_dim, theta, bf_mut(dx), bf_mut(dw), workspace,
-                                  stream_, table);
-    else
-      cuda::qk_norm_rope_backward(bf(dy), bf(x), bf(w), rstd.as<const float>(), i32(positions),
-                                  rows, heads, head_dim, theta, bf_mut(dx), f32_mut(dw), workspace,
-                                  stream_, table);
+  void qkv_norm_rope_backward_impl(const TensorView& dq, const TensorView& dk, const TensorView& dv,
+                                   const TensorView& qkv, const TensorView& q_w,
+                                   const TensorView& k_w, const TensorView& q_rstd,
+                                   const TensorView& k_rstd, const TensorView& positions,
+                                   double theta, const TensorView& d_qkv, const TensorView& dq_w,
+                                   const TensorView& dk_w) override {
+    const QkvColumns cols(qkv, dq, dk);
+    const float2* table = rope_table_for(positions, theta, cols.head_dim);
+    // One workspace serves both parts: the stream runs them one after the other.
+    void* workspace = scratch(cuda::qk_norm_rope_backward_workspace_bytes(
+        cols.rows, std::max(cols.q_heads, cols.kv_heads), cols.head_dim));
+    const auto part = [&](const TensorView& dy, int64_t offset, int64_t heads, const TensorView& w,
+                          const TensorView& rstd, const TensorView& dw) {
+      if (is_bf16(dw))
+        cuda::qk_norm_rope_backward(bf(dy), bf(qkv) + offset, cols.width, bf(w),
+                                    rstd.as<const float>(), i32(positions), cols.rows, heads,
+                                    cols.head_dim, theta, bf_mut(d_qkv) + offset, cols.width,
+                                    bf_mut(dw), workspace, stream_, table);
+      else
+        cuda::qk_norm_rope_backward(bf(dy), bf(qkv) + offset, cols.width, bf(w),
+                                    rstd.as<const float>(), i32(positions), cols.rows, heads,
+                                    cols.head_dim, theta, bf_mut(d_qkv) + offset, cols.width,
+                                    f32_mut(dw), workspace, stream_, table);
+    };
+    part(dq, 0, cols.q_heads, q_w, q_rstd, dq_w);
+    part(dk, cols.k_offset, cols.kv_heads, k_w, k_rstd, dk_w);
+    cuda::copy_columns(bf(dv), cols.kv_width, cols.rows, cols.kv_width,
+                       bf_mut(d_qkv) + cols.v_offset, cols.width, stream_);
   }
 
   void rope_impl(const TensorView& x, const TensorView& positions, double theta,

@@ -48,6 +48,29 @@ TEST(EmulatedElementwise, AddAndAddInPlace) {
   EXPECT_EQ(got.at("in place"), got.at("out"));
 }
 
+// A block of columns between rows of different widths: 5 rows, 3 columns from column 4 of rows 11
+// wide into column 2 of rows 7 wide; every other element of dst keeps its value.
+TEST(EmulatedElementwise, CopyColumnsMovesOnlyTheirBlock) {
+  const int64_t rows = 5, cols = 3, src_stride = 11, dst_stride = 7, src_col = 4, dst_col = 2;
+  std::vector<uint16_t> src(size_t(rows * src_stride)), dst(size_t(rows * dst_stride));
+  for (size_t i = 0; i < src.size(); ++i)
+    src[i] = static_cast<uint16_t>(1000 + i);
+  for (size_t i = 0; i < dst.size(); ++i)
+    dst[i] = static_cast<uint16_t>(50000 + i);
+  std::vector<uint16_t> want = dst;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      want[size_t(r * dst_stride + dst_col + c)] =
+          static_cast<uint16_t>(1000 + r * src_stride + src_col + c);
+  const Outputs got = same_under_every_schedule([&] {
+    DeviceArray<uint16_t> src_dev(src), dst_dev(dst);
+    qwen3::cuda::copy_columns(bf16s(src_dev) + src_col, src_stride, rows, cols,
+                              bf16s(dst_dev) + dst_col, dst_stride, nullptr);
+    return Outputs{{"dst", bf16_to_floats(dst_dev.download())}};
+  });
+  EXPECT_EQ(got.at("dst"), bf16_to_floats(want));
+}
+
 TEST(EmulatedElementwise, ConvertBetweenFp32AndBf16) {
   const std::vector<float> floats = normal_values(kN, 3, 10.0);
   const Bf16Values rounded = round_to_bf16(floats);

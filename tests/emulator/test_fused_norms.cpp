@@ -94,14 +94,15 @@ TEST(EmulatedQkNormRope, ForwardBackwardInPlaceAndAsTheUnfusedPair) {
       DeviceArray<uint16_t> y = DeviceArray<uint16_t>::poisoned(n),
                             dx = DeviceArray<uint16_t>::poisoned(n);
       DeviceArray<float> rstd = DeviceArray<float>::poisoned(rows * heads);
-      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), bf16s(w_dev), positions_dev.data(), rows,
-                                        heads, head_dim, kEps, theta, bf16s(y), rstd.data(),
-                                        nullptr);
+      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), heads * head_dim, bf16s(w_dev),
+                                        positions_dev.data(), rows, heads, head_dim, kEps, theta,
+                                        bf16s(y), rstd.data(), nullptr);
       DeviceArray<uint8_t> workspace = DeviceArray<uint8_t>::poisoned(
           qwen3::cuda::qk_norm_rope_backward_workspace_bytes(rows, heads, head_dim));
-      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(x_dev), bf16s(w_dev), rstd.data(),
-                                         positions_dev.data(), rows, heads, head_dim, theta,
-                                         bf16s(dx), bf16s(dw), workspace.data(), nullptr);
+      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(x_dev), heads * head_dim,
+                                         bf16s(w_dev), rstd.data(), positions_dev.data(), rows,
+                                         heads, head_dim, theta, bf16s(dx), heads * head_dim,
+                                         bf16s(dw), workspace.data(), nullptr);
       // The unfused pair: rmsnorm over (token, head) rows, then RoPE in place.
       DeviceArray<uint16_t> pair_y = DeviceArray<uint16_t>::poisoned(n);
       DeviceArray<float> pair_rstd = DeviceArray<float>::poisoned(rows * heads);
@@ -111,12 +112,13 @@ TEST(EmulatedQkNormRope, ForwardBackwardInPlaceAndAsTheUnfusedPair) {
                         bf16s(pair_y), nullptr);
       // y over x and dx over dy, as the model runs them.
       DeviceArray<uint16_t> dw_again(dw_start.bits);
-      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(x_dev), bf16s(w_dev), rstd.data(),
-                                         positions_dev.data(), rows, heads, head_dim, theta,
-                                         bf16s(dy_dev), bf16s(dw_again), workspace.data(), nullptr);
-      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), bf16s(w_dev), positions_dev.data(), rows,
-                                        heads, head_dim, kEps, theta, bf16s(x_dev), rstd.data(),
-                                        nullptr);
+      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(x_dev), heads * head_dim,
+                                         bf16s(w_dev), rstd.data(), positions_dev.data(), rows,
+                                         heads, head_dim, theta, bf16s(dy_dev), heads * head_dim,
+                                         bf16s(dw_again), workspace.data(), nullptr);
+      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), heads * head_dim, bf16s(w_dev),
+                                        positions_dev.data(), rows, heads, head_dim, kEps, theta,
+                                        bf16s(x_dev), rstd.data(), nullptr);
       return Outputs{{"y", bf16_to_floats(y.download())},
                      {"rstd", rstd.download()},
                      {"dx", bf16_to_floats(dx.download())},
@@ -137,6 +139,73 @@ TEST(EmulatedQkNormRope, ForwardBackwardInPlaceAndAsTheUnfusedPair) {
     EXPECT_EQ(got.at("dx in place"), got.at("dx")) << name;
     EXPECT_EQ(got.at("dw in place"), got.at("dw")) << name;
     EXPECT_EQ(got.at("y in place"), got.at("y")) << name;
+  }
+}
+
+// q's or k's heads read in place from the rows of the fused q/k/v projection (a row stride wider
+// than the heads): the bits of the packed run, and the backward writes its gradient into those
+// columns alone. 40 tokens × 4 heads, 2 heads' columns before them and 3 after in each row.
+TEST(EmulatedQkNormRope, HeadsInAWiderRowGiveThePackedBits) {
+  const int64_t rows = 40, heads = 4, before = 2, after = 3;
+  const std::vector<int32_t> positions = rope_positions(rows);
+  for (int64_t head_dim : {64, 128}) {
+    const double theta = 1e6;
+    const int64_t packed = heads * head_dim, width = (before + heads + after) * head_dim,
+                  offset = before * head_dim;
+    const Bf16Values wide = random_bf16(rows * width, 13, 3.0), w = random_bf16(head_dim, 14),
+                     dy = random_bf16(rows * packed, 15), around = random_bf16(rows * width, 16);
+    std::vector<uint16_t> x_bits(size_t(rows * packed));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < packed; ++c)
+        x_bits[size_t(r * packed + c)] = wide.bits[size_t(r * width + offset + c)];
+    const Outputs got = same_under_every_schedule([&] {
+      DeviceArray<uint16_t> x_dev(x_bits), wide_dev(wide.bits), w_dev(w.bits), dy_dev(dy.bits);
+      DeviceArray<int32_t> positions_dev(positions);
+      DeviceArray<uint16_t> y = DeviceArray<uint16_t>::poisoned(rows * packed),
+                            y_wide = DeviceArray<uint16_t>::poisoned(rows * packed),
+                            dx = DeviceArray<uint16_t>::poisoned(rows * packed),
+                            dx_wide(around.bits);
+      DeviceArray<uint16_t> dw(std::vector<uint16_t>(size_t(head_dim), 0)),
+          dw_wide(std::vector<uint16_t>(size_t(head_dim), 0));
+      DeviceArray<float> rstd = DeviceArray<float>::poisoned(rows * heads),
+                         rstd_wide = DeviceArray<float>::poisoned(rows * heads);
+      DeviceArray<uint8_t> workspace = DeviceArray<uint8_t>::poisoned(
+          qwen3::cuda::qk_norm_rope_backward_workspace_bytes(rows, heads, head_dim));
+      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), packed, bf16s(w_dev), positions_dev.data(),
+                                        rows, heads, head_dim, kEps, theta, bf16s(y), rstd.data(),
+                                        nullptr);
+      qwen3::cuda::qk_norm_rope_forward(bf16s(wide_dev) + offset, width, bf16s(w_dev),
+                                        positions_dev.data(), rows, heads, head_dim, kEps, theta,
+                                        bf16s(y_wide), rstd_wide.data(), nullptr);
+      qwen3::cuda::qk_norm_rope_backward(
+          bf16s(dy_dev), bf16s(x_dev), packed, bf16s(w_dev), rstd.data(), positions_dev.data(),
+          rows, heads, head_dim, theta, bf16s(dx), packed, bf16s(dw), workspace.data(), nullptr);
+      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(wide_dev) + offset, width,
+                                         bf16s(w_dev), rstd.data(), positions_dev.data(), rows,
+                                         heads, head_dim, theta, bf16s(dx_wide) + offset, width,
+                                         bf16s(dw_wide), workspace.data(), nullptr);
+      return Outputs{{"y", bf16_to_floats(y.download())},
+                     {"y wide", bf16_to_floats(y_wide.download())},
+                     {"rstd", rstd.download()},
+                     {"rstd wide", rstd_wide.download()},
+                     {"dx", bf16_to_floats(dx.download())},
+                     {"dx wide", bf16_to_floats(dx_wide.download())},
+                     {"dw", bf16_to_floats(dw.download())},
+                     {"dw wide", bf16_to_floats(dw_wide.download())}};
+    });
+    const std::string name = " head_dim " + std::to_string(head_dim);
+    EXPECT_EQ(got.at("y wide"), got.at("y")) << name;
+    EXPECT_EQ(got.at("rstd wide"), got.at("rstd")) << name;
+    EXPECT_EQ(got.at("dw wide"), got.at("dw")) << name;
+    const std::vector<float>&dx = got.at("dx"), &dx_wide = got.at("dx wide");
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < width; ++c) {
+        const bool inside = c >= offset && c < offset + packed;
+        const float want =
+            inside ? dx[size_t(r * packed + c - offset)] : around.values[size_t(r * width + c)];
+        ASSERT_EQ(dx_wide[size_t(r * width + c)], want)
+            << name << ", row " << r << " column " << c << (inside ? "" : " (not dx's)");
+      }
   }
 }
 

@@ -176,12 +176,13 @@ TEST(EmulatedRope, RotationsFromTheTableMatchAnglesComputedInPlace) {
                         bf16s(forward), nullptr, angles);
       qwen3::cuda::rope(bf16s(x_dev), positions_dev.data(), rows, heads, head_dim, theta, true,
                         bf16s(backward), nullptr, angles);
-      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), bf16s(w_dev), positions_dev.data(), rows,
-                                        heads, head_dim, kEps, theta, bf16s(y), rstd.data(),
-                                        nullptr, angles);
-      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(x_dev), bf16s(w_dev), rstd.data(),
-                                         positions_dev.data(), rows, heads, head_dim, theta,
-                                         bf16s(dx), bf16s(dw), workspace.data(), nullptr, angles);
+      qwen3::cuda::qk_norm_rope_forward(bf16s(x_dev), heads * head_dim, bf16s(w_dev),
+                                        positions_dev.data(), rows, heads, head_dim, kEps, theta,
+                                        bf16s(y), rstd.data(), nullptr, angles);
+      qwen3::cuda::qk_norm_rope_backward(bf16s(dy_dev), bf16s(x_dev), heads * head_dim,
+                                         bf16s(w_dev), rstd.data(), positions_dev.data(), rows,
+                                         heads, head_dim, theta, bf16s(dx), heads * head_dim,
+                                         bf16s(dw), workspace.data(), nullptr, angles);
       return Outputs{{"rope forward", bf16_to_floats(forward.download())},
                      {"rope backward", bf16_to_floats(backward.download())},
                      {"qk-norm rope y", bf16_to_floats(y.download())},

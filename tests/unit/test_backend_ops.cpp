@@ -232,30 +232,39 @@ std::vector<OpCase> all_cases() {
                                     {"sum_in_place", a.read(resid)},
                                     {"y_in_place", a.read(y2)}};
                    }});
+  // q/k/v prepared for attention from the rows of the fused projection (GQA: kHq query heads,
+  // kHkv each for k and v), and back.
   for (bool fp32 : {false, true})
-    cases.push_back(
-        {fp32 ? "qk_norm_rope_fp32_grad" : "qk_norm_rope", [fp32](Arena& a) {
-           std::vector<int32_t> pos(kN);
-           for (int64_t i = 0; i < kN; ++i)  // restarts, and one far position
-             pos[size_t(i)] = static_cast<int32_t>(i % 9 * 53);
-           pos[5] = 40000;
-           auto positions = a.ints({kN}, pos);
-           auto x = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 43, 3.0));
-           auto w = a.stored({kHd}, normal(kHd, 44));
-           auto y = a.poisoned({kN, kHq, kHd}, a.storage());
-           auto rstd = a.poisoned({kN * kHq}, DType::F32);
-           a.backend().qk_norm_rope_forward(x, w, positions, 1e-6f, 1e6, y, rstd);
-           auto dy = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 45));
-           auto dx = a.poisoned({kN, kHq, kHd}, a.storage());
-           auto dw = a.gradient({kHd}, normal(kHd, 46), fp32);
-           a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dx, dw);
-           // dx over dy itself, as the model may run it.
-           auto dw2 = a.gradient({kHd}, normal(kHd, 46), fp32);
-           a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dy, dw2);
-           return Outputs{
-               {"y", a.read(y)},   {"rstd", a.read(rstd)},      {"dx", a.read(dx)},
-               {"dw", a.read(dw)}, {"dx_in_place", a.read(dy)}, {"dw_in_place", a.read(dw2)}};
-         }});
+    cases.push_back({fp32 ? "qkv_norm_rope_fp32_grad" : "qkv_norm_rope", [fp32](Arena& a) {
+                       constexpr int64_t kHeads = kHq + 2 * kHkv;
+                       std::vector<int32_t> pos(kN);
+                       for (int64_t i = 0; i < kN; ++i)  // restarts, and one far position
+                         pos[size_t(i)] = static_cast<int32_t>(i % 9 * 53);
+                       pos[5] = 40000;
+                       auto positions = a.ints({kN}, pos);
+                       auto qkv = a.stored({kN, kHeads, kHd}, normal(kN * kHeads * kHd, 43, 3.0));
+                       auto q_w = a.stored({kHd}, normal(kHd, 44)),
+                            k_w = a.stored({kHd}, normal(kHd, 51));
+                       auto q = a.poisoned({kN, kHq, kHd}, a.storage());
+                       auto k = a.poisoned({kN, kHkv, kHd}, a.storage());
+                       auto v = a.poisoned({kN, kHkv, kHd}, a.storage());
+                       auto q_rstd = a.poisoned({kN * kHq}, DType::F32);
+                       auto k_rstd = a.poisoned({kN * kHkv}, DType::F32);
+                       a.backend().qkv_norm_rope_forward(qkv, q_w, k_w, positions, 1e-6f, 1e6, q, k,
+                                                         v, q_rstd, k_rstd);
+                       auto dq = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 45));
+                       auto dk = a.stored({kN, kHkv, kHd}, normal(kN * kHkv * kHd, 52));
+                       auto dv = a.stored({kN, kHkv, kHd}, normal(kN * kHkv * kHd, 53));
+                       auto d_qkv = a.poisoned({kN, kHeads, kHd}, a.storage());
+                       auto dq_w = a.gradient({kHd}, normal(kHd, 46), fp32);
+                       auto dk_w = a.gradient({kHd}, normal(kHd, 54), fp32);
+                       a.backend().qkv_norm_rope_backward(dq, dk, dv, qkv, q_w, k_w, q_rstd, k_rstd,
+                                                          positions, 1e6, d_qkv, dq_w, dk_w);
+                       return Outputs{{"q", a.read(q)},           {"k", a.read(k)},
+                                      {"v", a.read(v)},           {"q_rstd", a.read(q_rstd)},
+                                      {"k_rstd", a.read(k_rstd)}, {"d_qkv", a.read(d_qkv)},
+                                      {"dq_w", a.read(dq_w)},     {"dk_w", a.read(dk_w)}};
+                     }});
   // The batch's angles made once (set_rope_positions; on the CUDA backend a table) and read by
   // the rotations given the same positions; then new positions uploaded over the same buffer,
   // which the next rotation must read rather than the stale table.
@@ -265,15 +274,23 @@ std::vector<OpCase> all_cases() {
                        pos[size_t(i)] = static_cast<int32_t>(i % 7 * 61);
                      auto positions = a.ints({kN}, pos);
                      a.backend().set_rope_positions(positions, 1e6, kHd);
+                     constexpr int64_t kHeads = kHq + 2 * kHkv;
                      auto x = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 47, 3.0));
+                     auto qkv = a.stored({kN, kHeads, kHd}, normal(kN * kHeads * kHd, 55, 3.0));
                      auto w = a.stored({kHd}, normal(kHd, 48));
-                     auto y = a.poisoned({kN, kHq, kHd}, a.storage());
-                     auto rstd = a.poisoned({kN * kHq}, DType::F32);
-                     a.backend().qk_norm_rope_forward(x, w, positions, 1e-6f, 1e6, y, rstd);
-                     auto dy = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 49));
-                     auto dx = a.poisoned({kN, kHq, kHd}, a.storage());
+                     auto q = a.poisoned({kN, kHq, kHd}, a.storage());
+                     auto k = a.poisoned({kN, kHkv, kHd}, a.storage());
+                     auto v = a.poisoned({kN, kHkv, kHd}, a.storage());
+                     auto q_rstd = a.poisoned({kN * kHq}, DType::F32);
+                     auto k_rstd = a.poisoned({kN * kHkv}, DType::F32);
+                     a.backend().qkv_norm_rope_forward(qkv, w, w, positions, 1e-6f, 1e6, q, k, v,
+                                                       q_rstd, k_rstd);
+                     auto dq = a.stored({kN, kHq, kHd}, normal(kN * kHq * kHd, 49));
+                     auto dk = a.stored({kN, kHkv, kHd}, normal(kN * kHkv * kHd, 56));
+                     auto d_qkv = a.poisoned({kN, kHeads, kHd}, a.storage());
                      auto dw = a.stored({kHd}, normal(kHd, 50));
-                     a.backend().qk_norm_rope_backward(dy, x, w, rstd, positions, 1e6, dx, dw);
+                     a.backend().qkv_norm_rope_backward(dq, dk, dk, qkv, w, w, q_rstd, k_rstd,
+                                                        positions, 1e6, d_qkv, dw, dw);
                      auto rotated = a.poisoned({kN, kHq, kHd}, a.storage());
                      a.backend().rope_backward(x, positions, 1e6, rotated);
                      for (int32_t& p : pos)
@@ -281,8 +298,9 @@ std::vector<OpCase> all_cases() {
                      a.backend().upload(pos.data(), positions);
                      auto rotated_again = a.poisoned({kN, kHq, kHd}, a.storage());
                      a.backend().rope_forward(x, positions, 1e6, rotated_again);
-                     return Outputs{{"y", a.read(y)},
-                                    {"dx", a.read(dx)},
+                     return Outputs{{"q", a.read(q)},
+                                    {"k", a.read(k)},
+                                    {"d_qkv", a.read(d_qkv)},
                                     {"dw", a.read(dw)},
                                     {"rope_backward", a.read(rotated)},
                                     {"after_new_positions", a.read(rotated_again)}};

@@ -18,4 +18,22 @@ void qk_norm_rope_backward(const T* dy, const T* x, const T* w, const T* rstd,
                            const int32_t* positions, int64_t rows, int64_t heads, int64_t head_dim,
                            double theta, T* dx, T* dw);
 
+// The same on the fused q/k/v projection: qkv[rows, q_heads + 2 · kv_heads, head_dim], each row
+// [q heads | k heads | v heads], q_w, k_w[head_dim] -> q[rows, q_heads, head_dim] and
+// k[rows, kv_heads, head_dim] normalised and rotated, v[rows, kv_heads, head_dim] the v heads
+// copied out, q_rstd[rows · q_heads], k_rstd[rows · kv_heads].
+template <class T>
+void qkv_norm_rope_forward(const T* qkv, const T* q_w, const T* k_w, const int32_t* positions,
+                           int64_t rows, int64_t q_heads, int64_t kv_heads, int64_t head_dim, T eps,
+                           double theta, T* q, T* k, T* v, T* q_rstd, T* k_rstd);
+
+// dq, dk, dv: the gradients at the forward's q, k, v -> d_qkv[rows, q_heads + 2 · kv_heads,
+// head_dim] (overwritten), dq_w, dk_w[head_dim] +=.
+template <class T>
+void qkv_norm_rope_backward(const T* dq, const T* dk, const T* dv, const T* qkv, const T* q_w,
+                            const T* k_w, const T* q_rstd, const T* k_rstd,
+                            const int32_t* positions, int64_t rows, int64_t q_heads,
+                            int64_t kv_heads, int64_t head_dim, double theta, T* d_qkv, T* dq_w,
+                            T* dk_w);
+
 }  // namespace qwen3::cpu

@@ -30,6 +30,15 @@ __global__ void accumulate_kernel(const Src* __restrict__ src, int64_t n, float*
     dst[i] += to_float(src[i]);
 }
 
+__global__ void copy_columns_kernel(const bf16* __restrict__ src, int64_t src_stride, int64_t rows,
+                                    int64_t cols, bf16* __restrict__ dst, int64_t dst_stride) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * cols;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i % cols;
+    dst[r * dst_stride + c] = src[r * src_stride + c];
+  }
+}
+
 template <class Src, class Dst>
 void launch_convert(const void* src, int64_t n, void* dst, cudaStream_t stream) {
   convert_kernel<Src, Dst><<<grid_for(n, kThreads, kMaxBlocks), kThreads, 0, stream>>>(
@@ -42,6 +51,14 @@ void launch_convert(const void* src, int64_t n, void* dst, cudaStream_t stream) 
 void add(const bf16* a, const bf16* b, int64_t n, bf16* out, cudaStream_t stream) {
   if (n == 0) return;
   add_kernel<<<grid_for(n, kThreads, kMaxBlocks), kThreads, 0, stream>>>(a, b, n, out);
+  QWEN3_CUDA_CHECK_LAUNCH();
+}
+
+void copy_columns(const bf16* src, int64_t src_stride, int64_t rows, int64_t cols, bf16* dst,
+                  int64_t dst_stride, cudaStream_t stream) {
+  if (rows * cols == 0) return;
+  copy_columns_kernel<<<grid_for(rows * cols, kThreads, kMaxBlocks), kThreads, 0, stream>>>(
+      src, src_stride, rows, cols, dst, dst_stride);
   QWEN3_CUDA_CHECK_LAUNCH();
 }
 
