@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/model/qwen3_model.h"
+#include "core/model/batch.h"
 #include "dataloader/mixture.h"
 #include "dataloader/prefetcher.h"
 #include "dataloader/source.h"
