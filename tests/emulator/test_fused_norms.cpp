@@ -11,6 +11,7 @@
 #include "core/kernels/cpu/rmsnorm.h"
 #include "core/kernels/cuda/elementwise.h"
 #include "core/kernels/cuda/qk_norm_rope.h"
+#include "core/kernels/cuda/add_rmsnorm.h"
 #include "core/kernels/cuda/rmsnorm.h"
 #include "core/kernels/cuda/rope.h"
 #include "tests/emulator/kernel_test_support.h"

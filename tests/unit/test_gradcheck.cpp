@@ -10,7 +10,7 @@
 #include <numeric>
 #include <vector>
 
-#include "core/kernels/cpu/add.h"
+#include "core/kernels/cpu/elementwise.h"
 #include "core/kernels/cpu/add_rmsnorm.h"
 #include "core/kernels/cpu/attention.h"
 #include "core/kernels/cpu/cross_entropy.h"

@@ -1,6 +1,6 @@
 #include "core/kernels/cpu/add_rmsnorm.h"
 
-#include "core/kernels/cpu/add.h"
+#include "core/kernels/cpu/elementwise.h"
 #include "core/kernels/cpu/rmsnorm.h"
 
 namespace qwen3::cpu {

@@ -1,6 +1,6 @@
 #include "core/cuda/check.h"
 #include "core/kernels/cuda/common.cuh"
-#include "core/kernels/cuda/optimizer.h"
+#include "core/kernels/cuda/adamw.h"
 
 namespace qwen3::cuda {
 

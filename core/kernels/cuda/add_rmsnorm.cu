@@ -1,6 +1,6 @@
 #include "core/cuda/check.h"
 #include "core/kernels/cuda/norm_common.cuh"
-#include "core/kernels/cuda/rmsnorm.h"
+#include "core/kernels/cuda/add_rmsnorm.h"
 
 namespace qwen3::cuda {
 

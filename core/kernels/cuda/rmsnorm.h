@@ -13,14 +13,6 @@ namespace qwen3::cuda {
 void rmsnorm_forward(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t cols,
                      float eps, __nv_bfloat16* y, float* rstd, cudaStream_t stream);
 
-// The residual add fused with the norm that reads it: sum = a + b rounded to bf16 (as the residual
-// stream is stored; sum may alias a or b), then y and rstd as rmsnorm_forward gives for sum.
-// a, b, sum, y [rows, cols]; w[cols]; rstd[rows]. Its backward is rmsnorm_backward with
-// accumulate_dx. (add_rmsnorm.cu)
-void add_rmsnorm_forward(const __nv_bfloat16* a, const __nv_bfloat16* b, const __nv_bfloat16* w,
-                         int64_t rows, int64_t cols, float eps, __nv_bfloat16* sum,
-                         __nv_bfloat16* y, float* rstd, cudaStream_t stream);
-
 size_t rmsnorm_backward_workspace_bytes(int64_t rows, int64_t cols);
 // dx[rows, cols] (= or += with accumulate_dx), dw[cols] += Σ_rows dy · x · rstd, summed per
 // chunk of rows and then over chunks in a fixed order (deterministic). dw in bf16 or fp32 (the

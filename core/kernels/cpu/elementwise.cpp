@@ -1,4 +1,4 @@
-#include "core/kernels/cpu/add.h"
+#include "core/kernels/cpu/elementwise.h"
 
 namespace qwen3::cpu {
 

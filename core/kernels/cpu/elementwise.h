@@ -1,5 +1,5 @@
 #pragma once
-// The residual connection: out = a + b (out may alias a or b). Its backward is the identity, which
+// Elementwise ops (cuda/elementwise.h's twin). The residual connection: out = a + b (out may alias a or b). Its backward is the identity, which
 // the model realises by accumulating gradients into the residual stream.
 #include <cstdint>
 

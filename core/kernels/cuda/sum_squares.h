@@ -1,17 +1,11 @@
 #pragma once
-// The optimizer's device work: AdamW on this rank's fp32 shard, and Σ x² for the gradient norm.
+// Deterministic sums on the device: Σ x² for the gradient norm, and the loss total.
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
 
-#include "core/kernels/adamw_args.h"
-
 namespace qwen3::cuda {
-
-// master[n], m[n], v[n] fp32 updated in place from grad[n] (fp32, or bf16 when grad_bf16).
-void adamw_update(float* master, const void* grad, bool grad_bf16, float* m, float* v, int64_t n,
-                  const AdamWKernelArgs& args, cudaStream_t stream);
 
 size_t sum_squares_workspace_bytes();
 // *result (device, double) = Σ x[i]², x fp32 or bf16; accumulated in double over a fixed grid and
