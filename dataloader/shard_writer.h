@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "dataloader/hdf5.h"
+#include "core/hdf5/hdf5.h"
 
 namespace qwen3 {
 

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
+#include "core/hdf5/hdf5.h"
 #include "core/util/error.h"
 #include "core/util/file_io.h"
-#include "dataloader/hdf5.h"
 
 namespace qwen3 {
 

@@ -24,6 +24,7 @@ only() {
 forbid core/util    "core/(tensor|kernels|cuda|ops|model)|trainer|parallel|dataloader|launch"
 forbid core/tensor  "core/(kernels|cuda|ops|model)|trainer|parallel|dataloader|launch"
 forbid core/kernels "core/(ops|model)|trainer|parallel|dataloader|launch"
+forbid core/hdf5    "core/(tensor|kernels|cuda|ops|model)|trainer|parallel|dataloader|launch"
 forbid core/cuda    "core/(kernels|ops|model)|trainer|parallel|dataloader|launch"
 forbid core/ops     "core/model|trainer|parallel|dataloader|launch"
 forbid core/model   "trainer|parallel|dataloader|launch"

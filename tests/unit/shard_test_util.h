@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/hdf5/hdf5.h"
 #include "core/util/rng.h"
-#include "dataloader/hdf5.h"
 #include "dataloader/shard_reader.h"
 #include "dataloader/shard_writer.h"
 #include "dataloader/source.h"

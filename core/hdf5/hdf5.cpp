@@ -1,4 +1,4 @@
-#include "dataloader/hdf5.h"
+#include "core/hdf5/hdf5.h"
 
 #include <vector>
 
