@@ -20,6 +20,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/metrics.h"
+#include "trainer/stage_report.h"
 #include "trainer/stop_signal.h"
 #include "trainer/train_step.h"
 
@@ -58,6 +59,23 @@ class Run {
   // signal ended it.
   AttentionChoice choose_attention(const StageConfig& stage);
   bool run_stage(size_t s);
+  // The parts of run_stage, in the order it runs them. begin_stage returns whether the stage
+  // starts fresh (rather than mid-way from a checkpoint); load_optimizer where its state came
+  // from ("fresh", or a checkpoint directory).
+  bool begin_stage(size_t s);
+  void configure_model(const StageConfig& stage);
+  std::string load_optimizer(const StageConfig& stage, bool fresh, ZeroAdamW& optimizer);
+  std::unique_ptr<TrainLoader> make_train_loader(const StageConfig& stage, bool fresh);
+  std::vector<std::unique_ptr<EvalLoader>> make_eval_loaders(const StageConfig& stage) const;
+  void announce_stage(size_t s, const std::string& optimizer_from,
+                      const AttentionChoice& attention) const;
+  // One optimizer step from the loader's next global batch; state_ advanced past it.
+  StepRecord train_one_step(const StageConfig& stage, TrainLoader& loader, ZeroAdamW& optimizer);
+  // Warns of a non-finite step; throws past max_nonfinite_steps of them in a row.
+  void guard_nonfinite(const StepResult& result);
+  // Whether an interval (eval, checkpoint) falls on this step before the stage's last, whose
+  // evaluation and checkpoint closing the stage makes anyway.
+  bool due_mid_stage(const StageConfig& stage, int64_t interval) const;
   void evaluate_stage(const StageConfig& stage, std::vector<std::unique_ptr<EvalLoader>>& loaders);
   void save(const ZeroAdamW& optimizer);
   // The highest stop signal any rank received (0: none); every rank gets the same answer.
@@ -233,7 +251,48 @@ AttentionChoice Run::choose_attention(const StageConfig& stage) {
   return choice;
 }
 
+// A stage from state_ (stage_step may be > 0 after a resume): set up, then one step at a time
+// with the parts that follow each step, then closed (evaluation, the stage-end checkpoint).
 bool Run::run_stage(size_t s) {
+  const StageConfig& stage = run_.stages[s];
+  const bool fresh = begin_stage(s);
+  configure_model(stage);
+  const AttentionChoice attention = choose_attention(stage);
+  ZeroAdamW optimizer(backend_, comm_, host_, model_->layout(), model_->params_padded(),
+                      model_->grads_padded(), stage.optimizer.adamw);
+  const std::string optimizer_from = load_optimizer(stage, fresh, optimizer);
+  const std::unique_ptr<TrainLoader> loader = make_train_loader(stage, fresh);
+  std::vector<std::unique_ptr<EvalLoader>> eval_loaders = make_eval_loaders(stage);
+  announce_stage(s, optimizer_from, attention);
+  StageReport report(
+      run_, s, world_, options_.peak_flops_per_device,
+      [this](const std::string& line) { say(line); }, metrics_.get(), seconds_per_token_);
+
+  // A signal during start-up. A stage resumed at its last step has none left to run: it is
+  // closed first (evaluation, stage-end checkpoint).
+  if (state_.stage_step < stage.steps && stop_here(optimizer)) return false;
+  while (state_.stage_step < stage.steps) {
+    const StepRecord step = train_one_step(stage, *loader, optimizer);
+    report.record(state_, step);
+    guard_nonfinite(step.result);
+    report.progress(state_, step);
+    // Before any evaluation, so that a stop is never delayed by one.
+    if (stop_here(optimizer)) return false;
+    if (due_mid_stage(stage, stage.eval_interval)) evaluate_stage(stage, eval_loaders);
+    if (due_mid_stage(stage, stage.checkpoint_interval)) save(optimizer);
+  }
+
+  evaluate_stage(stage, eval_loaders);
+  state_.stage_complete = true;
+  state_.loader.clear();
+  save(optimizer);
+  carry_source_ = store_.dir_for_step(state_.global_step);
+  say(fmt::format("stage '{}' done: {} steps, {} tokens{}", stage.name, stage.steps,
+                  state_.stage_tokens, report.loss_summary()));
+  return true;
+}
+
+bool Run::begin_stage(size_t s) {
   const StageConfig& stage = run_.stages[s];
   // Mid-stage resumes carry a loader position; every other start of a stage is fresh.
   const bool fresh = !resume_loader_.has_value();
@@ -254,6 +313,10 @@ bool Run::run_stage(size_t s) {
                   stage.optimizer.schedule.min_lr, stage.optimizer.schedule.warmup_steps,
                   stage.optimizer.schedule.decay_steps, stage.steps);
   state_.rope_theta = stage.rope_theta > 0 ? stage.rope_theta : run_.model_config.rope_theta;
+  return fresh;
+}
+
+void Run::configure_model(const StageConfig& stage) {
   model_->set_rope_theta(state_.rope_theta);
   MemoryOptions memory;
   memory.recompute_layers = stage.recompute_activations;
@@ -261,23 +324,24 @@ bool Run::run_stage(size_t s) {
   model_->set_memory_options(memory);
   // Its micro-batch is the stage's largest (evaluations use it too, their last one smaller).
   model_->reserve_activations(stage.micro_batch, stage.seq_len);
-  const AttentionChoice attention = choose_attention(stage);
-
   // bf16 gradients are the storage dtype's; on the CPU backend that is fp32 as well.
   model_->set_grad_dtype(stage.grad_dtype == "bf16" ? backend_.storage_dtype() : DType::F32);
-  ZeroAdamW optimizer(backend_, comm_, host_, model_->layout(), model_->params_padded(),
-                      model_->grads_padded(), stage.optimizer.adamw);
-  std::string optimizer_from = "fresh";
+}
+
+std::string Run::load_optimizer(const StageConfig& stage, bool fresh, ZeroAdamW& optimizer) {
   if (!fresh) {
     load_optimizer_state(resumed_from_, optimizer, model_->layout());
-    optimizer_from = resumed_from_;
-  } else if (stage.optimizer.carry_state && !carry_source_.empty()) {
-    load_optimizer_state(carry_source_, optimizer, model_->layout());
-    optimizer_from = carry_source_;
-  } else {
-    optimizer.load_master_from_params();
+    return resumed_from_;
   }
+  if (stage.optimizer.carry_state && !carry_source_.empty()) {
+    load_optimizer_state(carry_source_, optimizer, model_->layout());
+    return carry_source_;
+  }
+  optimizer.load_master_from_params();
+  return "fresh";
+}
 
+std::unique_ptr<TrainLoader> Run::make_train_loader(const StageConfig& stage, bool fresh) {
   LoaderConfig lc;
   for (const TrainSourceConfig& d : stage.train_data)
     lc.sources.push_back(SourceSpec{d.name, d.path, d.weight});
@@ -288,11 +352,15 @@ bool Run::run_stage(size_t s) {
   lc.world_size = world_;
   lc.vocab_size = run_.model_config.vocab_size;
   const std::string loader_origin = resumed_from_ + "/trainer_state.yaml";
-  TrainLoader loader(lc, fresh ? nullptr : &*resume_loader_, loader_origin);
+  auto loader =
+      std::make_unique<TrainLoader>(lc, fresh ? nullptr : &*resume_loader_, loader_origin);
   resume_loader_.reset();
-  state_.loader = loader.state().to_text();
+  state_.loader = loader->state().to_text();
+  return loader;
+}
 
-  std::vector<std::unique_ptr<EvalLoader>> eval_loaders;
+std::vector<std::unique_ptr<EvalLoader>> Run::make_eval_loaders(const StageConfig& stage) const {
+  std::vector<std::unique_ptr<EvalLoader>> loaders;
   for (const EvalSourceConfig& d : stage.eval_data) {
     EvalLoaderConfig ec;
     ec.name = d.name;
@@ -303,151 +371,78 @@ bool Run::run_stage(size_t s) {
     ec.world_size = world_;
     ec.vocab_size = run_.model_config.vocab_size;
     ec.max_samples = d.max_samples;
-    eval_loaders.push_back(std::make_unique<EvalLoader>(ec));
+    loaders.push_back(std::make_unique<EvalLoader>(ec));
   }
+  return loaders;
+}
 
-  const int64_t accumulation = stage.accumulation_steps(world_);
+void Run::announce_stage(size_t s, const std::string& optimizer_from,
+                         const AttentionChoice& attention) const {
+  const StageConfig& stage = run_.stages[s];
   say(fmt::format(
       "stage {}/{} '{}': {} steps of {} tokens ({} sequences of {}; {} per rank as {} "
       "micro-batches of {}), RoPE base {}, ZeRO {}, {} schedule, optimizer state: "
       "{}; {} gradients reduced {}; attention: {}{}",
       s + 1, run_.stages.size(), stage.name, stage.steps, stage.batch_tokens,
-      stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_, accumulation,
-      stage.micro_batch, state_.rope_theta, stage.zero_stage,
+      stage.global_batch_rows(), stage.seq_len, stage.global_batch_rows() / world_,
+      stage.accumulation_steps(world_), stage.micro_batch, state_.rope_theta, stage.zero_stage,
       schedule_kind_name(stage.optimizer.schedule.kind), optimizer_from,
       model_->grad_dtype() == DType::F32 ? "fp32" : "bf16",
       stage.overlap_grad_reduce
           ? fmt::format("in {} MiB buckets during the backward pass", stage.grad_bucket_mb)
           : std::string("after the backward pass"),
       attention.kernels, attention.note.empty() ? "" : " (" + attention.note + ")"));
+}
 
-  int64_t remaining_after = 0;  // tokens of the stages after this one, for the ETA
-  for (size_t later = s + 1; later < run_.stages.size(); ++later)
-    remaining_after += run_.stages[later].steps * run_.stages[later].batch_tokens;
-  const double flops_per_token = train_flops_per_token(model_->config(), stage.seq_len);
-  // The stage's first and most recent losses (of this process's steps), for its closing line.
-  constexpr size_t kLossWindow = 10;
-  std::vector<double> first_losses, last_losses;
+StepRecord Run::train_one_step(const StageConfig& stage, TrainLoader& loader,
+                               ZeroAdamW& optimizer) {
+  const auto t0 = Clock::now();
+  const LoaderBatch lb = loader.next();
+  std::vector<Batch> micro;
+  for (int64_t m = 0; m < stage.accumulation_steps(world_); ++m)
+    micro.push_back(
+        batch_rows(lb.batch, m * stage.micro_batch, stage.micro_batch, stage.document_attention));
+  StepRecord step;
+  step.lr = stage.optimizer.schedule.at(state_.stage_step);
+  step.result = train_step(*model_, optimizer, host_, micro, step.lr);
+  step.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
-  // A signal during start-up. A stage resumed at its last step has none left to run: it is
-  // closed first (evaluation, stage-end checkpoint).
-  if (state_.stage_step < stage.steps && stop_here(optimizer)) return false;
-  while (state_.stage_step < stage.steps) {
-    const auto t0 = Clock::now();
-    const LoaderBatch lb = loader.next();
-    std::vector<Batch> micro;
-    for (int64_t m = 0; m < accumulation; ++m)
-      micro.push_back(
-          batch_rows(lb.batch, m * stage.micro_batch, stage.micro_batch, stage.document_attention));
-    const double lr = stage.optimizer.schedule.at(state_.stage_step);
-    const StepResult r = train_step(*model_, optimizer, host_, micro, lr);
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  ++state_.stage_step;
+  ++state_.global_step;
+  state_.tokens_seen += stage.batch_tokens;
+  state_.stage_tokens += stage.batch_tokens;
+  state_.last_lr = step.lr;
+  state_.loader = loader.state().to_text();
+  const StepResult& r = step.result;
+  if (r.skipped) ++state_.skipped_steps;
+  const bool nonfinite = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
+  state_.nonfinite_in_a_row = nonfinite ? state_.nonfinite_in_a_row + 1 : 0;
+  return step;
+}
 
-    ++state_.stage_step;
-    ++state_.global_step;
-    state_.tokens_seen += stage.batch_tokens;
-    state_.stage_tokens += stage.batch_tokens;
-    state_.last_lr = lr;
-    state_.loader = loader.state().to_text();
-    const bool nonfinite = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
-    if (!nonfinite) {
-      if (first_losses.size() < kLossWindow) first_losses.push_back(r.loss);
-      last_losses.push_back(r.loss);
-      if (last_losses.size() > kLossWindow) last_losses.erase(last_losses.begin());
-    }
-    if (r.skipped) ++state_.skipped_steps;
-    state_.nonfinite_in_a_row = nonfinite ? state_.nonfinite_in_a_row + 1 : 0;
+void Run::guard_nonfinite(const StepResult& r) {
+  if (state_.nonfinite_in_a_row == 0) return;
+  say(
+      fmt::format("warning: step {} had a non-finite {} ({}); update skipped ({} in a row, "
+                  "{} tolerated)",
+                  state_.global_step, std::isfinite(r.loss) ? "gradient norm" : "loss",
+                  std::isfinite(r.loss) ? r.grad_norm : r.loss, state_.nonfinite_in_a_row,
+                  run_.max_nonfinite_steps));
+  if (state_.nonfinite_in_a_row <= run_.max_nonfinite_steps) return;
+  const int64_t first_bad = state_.global_step - state_.nonfinite_in_a_row + 1;
+  std::string newest = "none was written";
+  if (last_saved_step_ >= 0)
+    newest = store_.dir_for_step(last_saved_step_) +
+             (last_saved_step_ >= first_bad ? ", written during these steps" : "");
+  throw_error(fmt::format(
+      "stopping: {} steps in a row (global steps {}..{}) had a non-finite loss or gradient "
+      "norm, more than max_nonfinite_steps = {}; the newest checkpoint: {}. Lower the "
+      "learning rate or look at those steps' data.",
+      state_.nonfinite_in_a_row, first_bad, state_.global_step, run_.max_nonfinite_steps, newest));
+}
 
-    const double tokens_per_s = double(stage.batch_tokens) / seconds;
-    const double spt = seconds / double(stage.batch_tokens);
-    // Smoothed over about ten steps; the first step (allocation, page cache) is discarded.
-    seconds_per_token_ = seconds_per_token_ == 0 ? (state_.stage_step > 1 ? spt : 0)
-                                                 : 0.9 * seconds_per_token_ + 0.1 * spt;
-    if (metrics_) {
-      nlohmann::json j = {{"kind", "train"},
-                          {"stage", state_.stage + 1},
-                          {"stage_name", stage.name},
-                          {"step", state_.global_step},
-                          {"stage_step", state_.stage_step},
-                          {"loss", r.loss},
-                          {"lr", lr},
-                          {"grad_norm", r.grad_norm},
-                          {"clip_coef", r.clip_coef},
-                          {"tokens", state_.tokens_seen},
-                          {"step_tokens", r.tokens},
-                          {"tokens_per_s", tokens_per_s},
-                          {"step_seconds", seconds},
-                          {"skipped", r.skipped}};
-      metrics_->append(j.dump());
-    }
-    if (nonfinite)
-      say(
-          fmt::format("warning: step {} had a non-finite {} ({}); update skipped ({} in a row, "
-                      "{} tolerated)",
-                      state_.global_step, std::isfinite(r.loss) ? "gradient norm" : "loss",
-                      std::isfinite(r.loss) ? r.grad_norm : r.loss, state_.nonfinite_in_a_row,
-                      run_.max_nonfinite_steps));
-    if (state_.nonfinite_in_a_row > run_.max_nonfinite_steps) {
-      const int64_t first_bad = state_.global_step - state_.nonfinite_in_a_row + 1;
-      std::string newest = "none was written";
-      if (last_saved_step_ >= 0)
-        newest = store_.dir_for_step(last_saved_step_) +
-                 (last_saved_step_ >= first_bad ? ", written during these steps" : "");
-      throw_error(fmt::format(
-          "stopping: {} steps in a row (global steps {}..{}) had a non-finite loss or gradient "
-          "norm, more than max_nonfinite_steps = {}; the newest checkpoint: {}. Lower the "
-          "learning rate or look at those steps' data.",
-          state_.nonfinite_in_a_row, first_bad, state_.global_step, run_.max_nonfinite_steps,
-          newest));
-    }
-
-    if (state_.stage_step % run_.log_interval == 0 || state_.stage_step == 1 ||
-        state_.stage_step == stage.steps) {
-      const double remaining =
-          double((stage.steps - state_.stage_step) * stage.batch_tokens + remaining_after);
-      const double achieved = flops_per_token * tokens_per_s / world_;
-      std::string line = fmt::format(
-          "[{} {}/{}] step {}/{} | loss {:.4f} | lr {:.3e} | gnorm {:.3f} | {:.0f} tok/s | "
-          "{:.2f} TFLOP/s per rank",
-          stage.name, s + 1, run_.stages.size(), state_.stage_step, stage.steps, r.loss, lr,
-          r.grad_norm, tokens_per_s, achieved / 1e12);
-      if (options_.peak_flops_per_device > 0)
-        line += fmt::format(" | MFU {:.1f}%", 100.0 * achieved / options_.peak_flops_per_device);
-      line += " | ETA " +
-              format_duration(seconds_per_token_ > 0 ? remaining * seconds_per_token_ : -1.0);
-      say(line);
-    }
-
-    // Before any evaluation, so that a stop is never delayed by one.
-    if (stop_here(optimizer)) return false;
-    const bool last = state_.stage_step == stage.steps;
-    if (!last && stage.eval_interval > 0 && state_.stage_step % stage.eval_interval == 0)
-      evaluate_stage(stage, eval_loaders);
-    if (!last && stage.checkpoint_interval > 0 &&
-        state_.stage_step % stage.checkpoint_interval == 0)
-      save(optimizer);
-  }
-
-  evaluate_stage(stage, eval_loaders);
-  state_.stage_complete = true;
-  state_.loader.clear();
-  save(optimizer);
-  carry_source_ = store_.dir_for_step(state_.global_step);
-  auto mean = [](const std::vector<double>& v) {
-    double sum = 0;
-    for (double x : v)
-      sum += x;
-    return v.empty() ? 0.0 : sum / double(v.size());
-  };
-  std::string losses;
-  if (!first_losses.empty())
-    losses = fmt::format(
-        "; training loss {:.4f} (mean of its first {} steps here) -> {:.4f} "
-        "(last {})",
-        mean(first_losses), first_losses.size(), mean(last_losses), last_losses.size());
-  say(fmt::format("stage '{}' done: {} steps, {} tokens{}", stage.name, stage.steps,
-                  state_.stage_tokens, losses));
-  return true;
+bool Run::due_mid_stage(const StageConfig& stage, int64_t interval) const {
+  return state_.stage_step < stage.steps && interval > 0 && state_.stage_step % interval == 0;
 }
 
 RunOutcome Run::execute() {
