@@ -18,6 +18,9 @@
 
 namespace qwen3 {
 
+// The run file's sections, typed. Each member that is an option gets its default from its
+// initialiser here and its key, help and checks from the schema in run_config.cpp; the others are
+// derived during validation.
 struct TrainSourceConfig {
   std::string name;
   std::string path;  // shell glob of shard files
@@ -46,7 +49,7 @@ struct StageConfig {
   std::vector<EvalSourceConfig> eval_data;
   int64_t seq_len = 0;
   double rope_theta = 0.0;   // 0: the model's
-  int64_t tokens = 0;        // budget in tokens; or
+  int64_t tokens = 0;        // budget in tokens; or (after validation 0: the budget is steps)
   int64_t steps = 0;         // budget in optimizer steps (after validation: always set)
   int64_t batch_tokens = 0;  // global batch, all ranks: a multiple of seq_len
   int64_t micro_batch = 1;   // sequences per rank per forward/backward
@@ -59,7 +62,7 @@ struct StageConfig {
   int64_t eval_interval = 0;           // steps; 0: only at the end of the stage
   bool document_attention = false;     // attention and positions restart at document boundaries
   std::string attention = "auto";      // attention kernels: auto, cudnn or flash
-  uint64_t data_seed = 0;              // sample order; defaults to the run's seed
+  int64_t data_seed = -1;              // sample order; -1 (after validation: never) the run's seed
   bool recompute_activations = false;  // re-run each layer's forward in the backward pass
   int64_t lm_head_chunk_tokens = 0;    // LM head and loss in chunks of this many tokens; 0: auto
 
@@ -77,14 +80,14 @@ struct CheckpointConfig {
 
 struct RunConfig {
   std::string file;  // the YAML this came from
-  std::string name;
+  std::string name = "run";
   std::string model;      // a model YAML, or a Hugging Face model directory
   std::string init_from;  // "" or a model/checkpoint directory whose weights start the run
   std::string output_dir;
   std::string backend = "cuda";  // "cuda" (bf16 on one GPU per rank) or "cpu" (fp32 reference)
-  uint64_t seed = 0;
-  int64_t log_interval = 1;
-  int64_t max_nonfinite_steps = 0;  // consecutive skipped steps tolerated before aborting
+  uint64_t seed = 1234;
+  int64_t log_interval = 10;
+  int64_t max_nonfinite_steps = 5;  // consecutive skipped steps tolerated before aborting
   CheckpointConfig checkpoint;
   std::vector<StageConfig> stages;
 

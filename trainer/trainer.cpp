@@ -304,7 +304,7 @@ bool Run::begin_stage(size_t s) {
     state_.stage_complete = false;
   }
   state_.stage_steps = stage.steps;
-  state_.data_seed = stage.data_seed;
+  state_.data_seed = static_cast<uint64_t>(stage.data_seed);
   state_.world_size = world_;
   state_.zero_stage = stage.zero_stage;
   state_.schedule =
@@ -347,7 +347,7 @@ std::unique_ptr<TrainLoader> Run::make_train_loader(const StageConfig& stage, bo
     lc.sources.push_back(SourceSpec{d.name, d.path, d.weight});
   lc.seq_len = stage.seq_len;
   lc.global_batch = stage.global_batch_rows();
-  lc.seed = stage.data_seed;
+  lc.seed = static_cast<uint64_t>(stage.data_seed);
   lc.rank = rank_;
   lc.world_size = world_;
   lc.vocab_size = run_.model_config.vocab_size;

@@ -88,7 +88,8 @@ namespace {
 
 ModelConfig config_from_yaml(const YAML::Node& root, const std::string& source_name) {
   ModelConfig config;
-  const KeyLocations at = schema().read(root, source_name, config);
+  KeyLocations at;
+  schema().read(root, source_name, config, at);
   validate(config, at, source_name);
   return config;
 }

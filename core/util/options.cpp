@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "core/util/error.h"
 
 namespace qwen3 {
@@ -130,6 +132,46 @@ bool parse_bool(const YAML::Node& node, const std::string& key, const SourceLoca
 std::string parse_string(const YAML::Node& node, const std::string& key,
                          const SourceLocation& where) {
   return scalar_text(node, key, "a string", where);
+}
+
+std::vector<std::string> parse_string_list(const YAML::Node& node, const std::string& key,
+                                           const SourceLocation& where) {
+  if (!node.IsSequence()) throw_config_error(where, key, "must be a list of strings");
+  std::vector<std::string> out;
+  for (const auto& item : node) {
+    if (!item.IsScalar()) throw_config_error(where, key, "entries must be strings");
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
+std::string format_double(double value) {
+  return fmt::format("{}", value);
+}
+
+std::string join_text(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items)
+    out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+std::function<std::string(const std::string&)> must_be_one_of(std::vector<std::string> choices) {
+  return [choices](const std::string& v) {
+    return std::find(choices.begin(), choices.end(), v) != choices.end()
+               ? std::string()
+               : "'" + v + "' is not one of " + join_text(choices);
+  };
+}
+
+void blame_key(const KeyLocations& at, const std::string& path, const std::string& message) {
+  for (std::string scope = path;;) {
+    auto it = at.find(scope);
+    if (it != at.end()) throw_config_error(it->second, path, message);
+    if (scope.empty()) throw_config_error(SourceLocation{}, path, message);
+    const size_t dot = scope.rfind('.');
+    scope = dot == std::string::npos ? "" : scope.substr(0, dot);
+  }
 }
 
 }  // namespace qwen3
