@@ -12,7 +12,6 @@ namespace qwen3 {
 
 namespace {
 
-constexpr const char* kStateNames[3] = {"master", "exp_avg", "exp_avg_sq"};
 // Bumped when the file's meaning changes; older readers then refuse newer files by name.
 constexpr int64_t kShardFormatVersion = 1;
 
@@ -73,9 +72,9 @@ void write_optimizer_shard(const std::string& path, const ZeroAdamW& optimizer,
     write_int64_attribute(file.get(), "zero_stage", optimizer.options().zero_stage);
     write_int64_attribute(file.get(), "layout_fingerprint",
                           static_cast<int64_t>(layout_fingerprint(layout)));
-    const TensorView views[3] = {optimizer.master(), optimizer.exp_avg(), optimizer.exp_avg_sq()};
-    for (int k = 0; k < 3; ++k) {
-      optimizer.backend().download(views[k], host.data());
+    // One dataset per tensor of the update rule's state, by its name.
+    for (const OptimizerStateTensor& tensor : optimizer.update_rule().state()) {
+      optimizer.backend().download(tensor.values, host.data());
       Hdf5Handle space(H5Screate_simple(1, length, nullptr));
       QWEN3_HDF5_CHECK(space.get());
       // No modification times in the file: two runs that reach the same state write the same
@@ -83,7 +82,7 @@ void write_optimizer_shard(const std::string& path, const ZeroAdamW& optimizer,
       Hdf5Handle create(H5Pcreate(H5P_DATASET_CREATE));
       QWEN3_HDF5_CHECK(create.get());
       QWEN3_HDF5_CHECK(H5Pset_obj_track_times(create.get(), false));
-      Hdf5Handle dataset(H5Dcreate2(file.get(), kStateNames[k], H5T_IEEE_F32LE, space.get(),
+      Hdf5Handle dataset(H5Dcreate2(file.get(), tensor.name.c_str(), H5T_IEEE_F32LE, space.get(),
                                     H5P_DEFAULT, create.get(), H5P_DEFAULT));
       QWEN3_HDF5_CHECK(dataset.get());
       QWEN3_HDF5_CHECK(
@@ -103,7 +102,8 @@ void read_optimizer_shards(const std::vector<std::string>& paths, ZeroAdamW& opt
   // buffer divide into equal shards.
   const int64_t valid_end = std::min(end, layout.flat_size());
   const uint64_t fingerprint = layout_fingerprint(layout);
-  std::vector<float> state[3];
+  const std::vector<OptimizerStateTensor> tensors = optimizer.update_rule().state();
+  std::vector<std::vector<float>> state(tensors.size());
   for (auto& s : state)
     s.assign(static_cast<size_t>(end - begin), 0.0f);
   int64_t covered = 0;
@@ -143,16 +143,16 @@ void read_optimizer_shards(const std::vector<std::string>& paths, ZeroAdamW& opt
     if (lo >= hi) continue;
     const hsize_t start[1] = {static_cast<hsize_t>(lo - h.begin)};
     const hsize_t count[1] = {static_cast<hsize_t>(hi - lo)};
-    for (int k = 0; k < 3; ++k) {
-      Hdf5Handle dataset(H5Dopen2(file.get(), kStateNames[k], H5P_DEFAULT));
-      QWEN3_CHECK(dataset.valid(), "optimizer state '{}': dataset '{}' is missing", path,
-                  kStateNames[k]);
+    for (size_t k = 0; k < tensors.size(); ++k) {
+      const char* name = tensors[k].name.c_str();
+      Hdf5Handle dataset(H5Dopen2(file.get(), name, H5P_DEFAULT));
+      QWEN3_CHECK(dataset.valid(), "optimizer state '{}': dataset '{}' is missing", path, name);
       Hdf5Handle file_space(H5Dget_space(dataset.get()));
       QWEN3_HDF5_CHECK(file_space.get());
       const hssize_t points = H5Sget_simple_extent_npoints(file_space.get());
       QWEN3_CHECK(points == h.end - h.begin,
                   "optimizer state '{}': dataset '{}' holds {} values, its range [{}, {}) needs {}",
-                  path, kStateNames[k], points, h.begin, h.end, h.end - h.begin);
+                  path, name, points, h.begin, h.end, h.end - h.begin);
       QWEN3_HDF5_CHECK(
           H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr));
       Hdf5Handle memory_space(H5Screate_simple(1, count, nullptr));
@@ -168,9 +168,8 @@ void read_optimizer_shards(const std::vector<std::string>& paths, ZeroAdamW& opt
               "optimizer state: the files cover {} of the {} elements of this rank's range "
               "[{}, {}); a shard file is missing from the checkpoint",
               covered, std::max<int64_t>(0, valid_end - begin), begin, valid_end);
-  const TensorView views[3] = {optimizer.master(), optimizer.exp_avg(), optimizer.exp_avg_sq()};
-  for (int k = 0; k < 3; ++k)
-    optimizer.backend().upload(state[k].data(), views[k]);
+  for (size_t k = 0; k < tensors.size(); ++k)
+    optimizer.backend().upload(state[k].data(), tensors[k].values);
   optimizer.set_steps_taken(steps < 0 ? 0 : steps);
 }
 

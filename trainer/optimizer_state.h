@@ -1,7 +1,8 @@
 #pragma once
 // The optimizer's sharded state on disk: one HDF5 file per rank that holds a range of the flat
-// buffer, `optimizer/shard-RRRRR-of-NNNNN.h5`, with datasets master, exp_avg and exp_avg_sq (fp32,
-// one value per element of the range) and attributes giving the range, the layout it belongs to
+// buffer, `optimizer/shard-RRRRR-of-NNNNN.h5`, with one dataset per tensor of the update rule's
+// state, by its name (AdamW: master, exp_avg and exp_avg_sq; fp32, one value per element of the
+// range) and attributes giving the range, the layout it belongs to
 // and the step count. Ranges are in elements of the flat parameter buffer, which does not depend
 // on the number of ranks; so any number of ranks, at any ZeRO stage, can read back the elements
 // of its own range from whichever files hold them (resharding).

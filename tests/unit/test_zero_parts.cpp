@@ -12,8 +12,10 @@
 #include "core/model/param_layout.h"
 #include "core/ops/backend.h"
 #include "core/util/error.h"
+#include "parallel/adamw.h"
 #include "parallel/communicator.h"
 #include "parallel/decay_rule.h"
+#include "parallel/gradient_reducer.h"
 #include "parallel/shard_layout.h"
 #include "parallel/zero_adamw.h"
 
@@ -220,6 +222,70 @@ TEST_F(ZeroAdamWSteps, CallsOutOfOrderAreRefused) {
       (void)ZeroAdamW(*backend, comm, comm, layout, params->view(DType::F32, {shard.padded_size}),
                       grads->view(DType::F32, {shard.padded_size}), no_buckets),
       Error);
+}
+
+// The reducer knows no update rule and the rule no ranks: driven by hand, a GradientReducer
+// feeding AdamW gives the parameters ZeroAdamW gives, to the bit, and AdamW names its state as
+// the optimizer-state files do.
+TEST_F(ZeroAdamWSteps, ReducerFeedingAdamWByHandIsZeroAdamW) {
+  std::vector<float> start(size_t(shard.padded_size)), gradient(start.size());
+  for (size_t i = 0; i < start.size(); ++i) {
+    start[i] = 0.01f * float(int(i % 97) - 48);
+    gradient[i] = 0.001f * float(int(i % 89) - 44);
+  }
+  const TensorView p = params->view(DType::F32, {shard.padded_size});
+  const TensorView g = grads->view(DType::F32, {shard.padded_size});
+  const auto run_step = [&](auto&& zero_grad, auto&& micro_batch_done, auto&& reduce,
+                            auto&& update) {
+    backend->upload(start.data(), p);
+    zero_grad();
+    backend->upload(gradient.data(), g);
+    micro_batch_done();
+    update(reduce());
+    std::vector<float> out(start.size());
+    backend->download(p, out.data());
+    return out;
+  };
+  AdamWOptions options;
+  options.grad_clip = 0.01;  // clipping on: the coefficient is the reducer's
+  ZeroAdamW zero(*backend, comm, comm, layout, p, g, options);
+  const std::vector<float> by_zero = run_step(
+      [&] {
+        zero.load_master_from_params();
+        zero.zero_grad(1);
+      },
+      [&] { zero.micro_batch_done(); }, [&] { return zero.reduce_gradients(); },
+      [&](double norm) { zero.update(1e-2, norm); });
+
+  GradientReducerOptions reducer_options;
+  reducer_options.grad_clip = options.grad_clip;
+  GradientReducer reducer(*backend, comm, comm, shard, g, reducer_options);
+  AdamWHyperparameters hyper;
+  AdamW adamw(*backend, layout, reducer.range_begin(), reducer.range_end(), hyper);
+  const TensorView own = p.rows(reducer.range_begin(), reducer.range_end() - reducer.range_begin());
+  double clip = 1.0;
+  const std::vector<float> by_hand = run_step(
+      [&] {
+        adamw.load_master_from_params(own);
+        reducer.zero_grad(1);
+      },
+      [&] { reducer.micro_batch_done(); }, [&] { return reducer.reduce_gradients(); },
+      [&](double norm) {
+        clip = reducer.clip_coefficient(norm);
+        adamw.step(reducer.reduced(), 1e-2, clip, own);
+      });
+  EXPECT_LT(clip, 1.0);  // clipping did happen
+  EXPECT_EQ(by_hand, by_zero);
+  EXPECT_NE(by_hand, start);
+  EXPECT_EQ(adamw.steps_taken(), 1);
+
+  std::vector<std::string> names;
+  for (const OptimizerStateTensor& t : zero.update_rule().state()) {
+    names.push_back(t.name);
+    EXPECT_EQ(t.values.numel(), zero.range_end() - zero.range_begin()) << t.name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"master", "exp_avg", "exp_avg_sq"}));
+  EXPECT_STREQ(zero.update_rule().name(), "adamw");
 }
 
 TEST(OptimizerOps, ArgumentsAreChecked) {
