@@ -27,13 +27,21 @@ void append_parameters(std::string& out, const ModelConfig& c, const ParamLayout
   row("component", "shape", "parameters");
   const ParamEntry& embed = layout[layout.embed_tokens()];
   row(embed.name, shape_text(embed.shape), with_commas(embed.numel()));
-  out += fmt::format("  per decoder layer (x {}):\n", c.num_hidden_layers);
-  for (const ParamEntry& e : layout.entries())
-    if (e.layer == 0)
-      row("  " + e.component + ".weight", shape_text(e.shape), with_commas(e.numel()));
-  row("  layer total", "", with_commas(layout.layer_parameters()));
+  // Runs of consecutive layers of one kind, each listed by its first layer's tensors.
+  for (int64_t first = 0; first < c.num_hidden_layers;) {
+    int64_t end = first + 1;
+    while (end < c.num_hidden_layers && c.layer_type(end) == c.layer_type(first))
+      ++end;
+    out += fmt::format("  per decoder layer, layers {}-{} ({}, x {}):\n", first, end - 1,
+                       c.layer_type(first), end - first);
+    for (const ParamEntry& e : layout.entries())
+      if (e.layer == first)
+        row("  " + e.component + ".weight", shape_text(e.shape), with_commas(e.numel()));
+    row("  layer total", "", with_commas(layout.layer_parameters(static_cast<int>(first))));
+    first = end;
+  }
   row(fmt::format("{} decoder layers", c.num_hidden_layers), "",
-      with_commas(layout.layer_parameters() * c.num_hidden_layers));
+      with_commas(layout.decoder_parameters()));
   const ParamEntry& norm = layout[layout.final_norm()];
   row(norm.name, shape_text(norm.shape), with_commas(norm.numel()));
   if (layout.tied())

@@ -50,8 +50,12 @@ double train_flops_per_token(const ModelConfig& config, int64_t seq_len) {
   double matmul_weights = layout.tied() ? double(layout[layout.embed_tokens()].numel()) : 0.0;
   for (const ParamEntry& e : layout.entries())
     if (e.kind == ParamKind::Linear) matmul_weights += double(e.numel());
-  const double attention = 12.0 * config.num_hidden_layers * config.num_attention_heads *
-                           config.head_dim * static_cast<double>(seq_len);
+  // Attention's two T×T products per full-attention layer: 6 · 2 · heads · head_dim · T per token
+  // (forward and backward, causal masking not discounted, as in the PaLM and Megatron counts).
+  double attention = 0.0;
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l)
+    if (config.layer_type(l) == "full_attention")
+      attention += 12.0 * config.num_attention_heads * config.head_dim * double(seq_len);
   return 6.0 * matmul_weights + attention;
 }
 

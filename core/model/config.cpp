@@ -2,12 +2,17 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "core/util/error.h"
 #include "core/util/options.h"
 
 namespace qwen3 {
+
+const std::string& ModelConfig::layer_type(int64_t layer) const {
+  return layer_types.empty() ? kLayerKinds[0] : layer_types[static_cast<size_t>(layer)];
+}
 
 namespace {
 
@@ -35,7 +40,10 @@ const OptionSchema<ModelConfig>& schema() {
                   "std of the normal init of linear and embedding weights")
         .optional("hidden_act", &C::hidden_act, std::string("silu"), "MLP activation; only 'silu'")
         .optional("attention_bias", &C::attention_bias, false,
-                  "biases on q/k/v/o projections; Qwen3 has none, only false");
+                  "biases on q/k/v/o projections; Qwen3 has none, only false")
+        .optional("layer_types", &C::layer_types,
+                  "each decoder layer's kind, one per layer; empty: every layer full_attention "
+                  "(the only kind built so far)");
     return o;
   }();
   return s;
@@ -80,6 +88,13 @@ void validate(const ModelConfig& c, const KeyLocations& at, const std::string& f
     fail("initializer_range", fmt::format("must not be negative, got {}", c.initializer_range));
   if (c.hidden_act != "silu") fail("hidden_act", "is '" + c.hidden_act + "'; Qwen3 uses 'silu'");
   if (c.attention_bias) fail("attention_bias", "is true; Qwen3 projections have no biases");
+  if (!c.layer_types.empty() && int64_t(c.layer_types.size()) != c.num_hidden_layers)
+    fail("layer_types", fmt::format("lists {} layers but num_hidden_layers is {}",
+                                    c.layer_types.size(), c.num_hidden_layers));
+  for (size_t l = 0; l < c.layer_types.size(); ++l)
+    if (std::find(kLayerKinds.begin(), kLayerKinds.end(), c.layer_types[l]) == kLayerKinds.end())
+      fail("layer_types", fmt::format("layer {} is '{}'; this build implements {}", l,
+                                      c.layer_types[l], join_text(kLayerKinds)));
 }
 
 }  // namespace

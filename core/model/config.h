@@ -3,6 +3,7 @@
 // and an HF checkpoint's config.json say the same thing in the same words.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/tensor/tensor.h"
 
@@ -25,11 +26,19 @@ struct ModelConfig {
   std::string hidden_act;
   bool attention_bias = false;
   std::string name;  // free text for people: "Qwen3-0.6B"
+  // Each decoder layer's kind, as newer transformers list them; empty: every layer
+  // "full_attention" (Qwen3). The kinds this build implements: kLayerKinds.
+  std::vector<std::string> layer_types;
 
   int64_t q_dim() const { return num_attention_heads * head_dim; }   // q_proj rows
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }  // k_proj / v_proj rows
   int64_t gqa_group() const { return num_attention_heads / num_key_value_heads; }
+  // Layer `layer`'s kind: layer_types' entry, or "full_attention" when the list is empty.
+  const std::string& layer_type(int64_t layer) const;
 };
+
+// The decoder layer kinds this build implements (layer_types' values).
+inline const std::vector<std::string> kLayerKinds = {"full_attention"};
 
 // Reads and validates a model YAML. Errors name the file, line and key.
 ModelConfig load_model_config(const std::string& path);

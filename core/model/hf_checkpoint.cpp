@@ -324,6 +324,9 @@ ModelConfig load_hf_config(const std::string& dir) {
   c.read("hidden_act", config.hidden_act, false, std::string("silu"));
   c.read("attention_bias", config.attention_bias, false, false);
   check_unsupported_settings(c);
+  if (c.has("layer_types"))  // checked above: a list of implemented kinds, one per layer
+    for (const json& t : c.value("layer_types"))
+      config.layer_types.push_back(t.get<std::string>());
   for (const auto& item : c.root().items())
     if (!c.used(item.key()) && !ignored_config_keys().count(item.key()))
       c.fail(item.key(),

@@ -83,10 +83,17 @@ int64_t ParamLayout::non_embedding_parameters() const {
   return unique_parameters() - entries_[embed_].numel() - (tied_ ? 0 : entries_[lm_head_].numel());
 }
 
-int64_t ParamLayout::layer_parameters() const {
+int64_t ParamLayout::layer_parameters(int layer) const {
   int64_t total = 0;
   for (const ParamEntry& e : entries_)
-    if (e.layer == 0) total += e.numel();
+    if (e.layer == layer) total += e.numel();
+  return total;
+}
+
+int64_t ParamLayout::decoder_parameters() const {
+  int64_t total = 0;
+  for (const ParamEntry& e : entries_)
+    if (e.layer >= 0) total += e.numel();
   return total;
 }
 

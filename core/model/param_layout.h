@@ -60,7 +60,8 @@ class ParamLayout {
   int64_t unique_parameters() const;                // every stored parameter once
   int64_t parameters_if_untied() const;             // the tied head counted separately
   int64_t non_embedding_parameters() const;         // without the embedding and the LM head
-  int64_t layer_parameters() const;                 // one decoder layer
+  int64_t layer_parameters(int layer = 0) const;    // one decoder layer's
+  int64_t decoder_parameters() const;               // every decoder layer's, summed
 
  private:
   int add(const std::string& name, const std::string& component, int layer, ParamKind kind,

@@ -118,6 +118,22 @@ TEST(ModelConfig, InconsistentValuesAreNamed) {
   expect_contains(error_for(std::string(kValid) + "attention_bias: true\n"), "no biases");
 }
 
+// layer_types: absent, every layer full attention; listed, one implemented kind per layer.
+TEST(ModelConfig, LayerTypesListOneImplementedKindPerLayer) {
+  const qwen3::ModelConfig plain = qwen3::parse_model_config(kValid, "ok.yaml");
+  EXPECT_TRUE(plain.layer_types.empty());
+  EXPECT_EQ(plain.layer_type(1), "full_attention");
+  const qwen3::ModelConfig listed = qwen3::parse_model_config(
+      std::string(kValid) + "layer_types: [full_attention, full_attention]\n", "ok.yaml");
+  EXPECT_EQ(listed.layer_type(0), "full_attention");
+  EXPECT_EQ(listed.layer_types.size(), 2u);
+  expect_contains(error_for(std::string(kValid) + "layer_types: [full_attention]\n"),
+                  "key 'layer_types' lists 1 layers but num_hidden_layers is 2");
+  expect_contains(
+      error_for(std::string(kValid) + "layer_types: [full_attention, linear_attention]\n"),
+      "key 'layer_types' layer 1 is 'linear_attention'; this build implements full_attention");
+}
+
 TEST(ModelConfig, SyntaxAndFileErrorsNameTheFile) {
   expect_contains(error_for("vocab_size: [1, 2\n"), "bad.yaml:");
   expect_contains(error_for("- just\n- a list\n"), "must be a mapping");

@@ -628,6 +628,7 @@ TEST_F(HfCheckpointConfig, Transformers5ConfigWithRopeParametersLoads) {
   EXPECT_EQ(c.num_hidden_layers, 2);
   EXPECT_EQ(c.hidden_size, 64);
   EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.layer_types, (std::vector<std::string>{"full_attention", "full_attention"}));
 
   // Written by us (top-level rope_theta), read back with the 5.x layout's value beside it.
   std::string both = kTransformers5;

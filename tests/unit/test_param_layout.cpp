@@ -15,6 +15,8 @@ TEST(ParamLayout, Qwen3_0_6B_Counts) {
   EXPECT_EQ(layout.parameters_if_untied(), 751632384);
   EXPECT_EQ(layout.non_embedding_parameters(), 440467456);
   EXPECT_EQ(layout.layer_parameters(), 15730944);
+  EXPECT_EQ(layout.layer_parameters(27), 15730944);
+  EXPECT_EQ(layout.decoder_parameters(), 28 * 15730944);
   EXPECT_TRUE(layout.tied());
   EXPECT_EQ(layout.lm_head(), layout.embed_tokens());
   // 1 embedding + 28 layers x 11 tensors + final norm, no separate head.
