@@ -45,11 +45,11 @@ void MetricsLog::append(const std::string& json_object) {
 
 double train_flops_per_token(const ModelConfig& config, int64_t seq_len) {
   const ParamLayout layout(config);
-  // Matrix-multiply weights: the linear layers, the LM head among them when untied; a tied head
-  // is the embedding, whose product is computed all the same. Not the lookup, not the norms.
-  double matmul_weights = layout.tied() ? double(layout[layout.embed_tokens()].numel()) : 0.0;
+  // Matrix-multiply weights: the linear layers and the LM head (a tied head is the embedding,
+  // whose product is computed all the same); not the lookup, not the norms.
+  double matmul_weights = 0.0;
   for (const ParamEntry& e : layout.entries())
-    if (e.kind == ParamKind::Linear) matmul_weights += double(e.numel());
+    if (e.attributes.flops == FlopRole::Matmul) matmul_weights += double(e.numel());
   // Attention's two T×T products per full-attention layer: 6 · 2 · heads · head_dim · T per token
   // (forward and backward, causal masking not discounted, as in the PaLM and Megatron counts).
   double attention = 0.0;

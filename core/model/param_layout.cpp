@@ -4,10 +4,23 @@
 
 namespace qwen3 {
 
+namespace {
+
+// The attributes of Qwen3's tensors: decoder matrices, norm weights, the embedding and the head.
+constexpr ParamAttributes kMatrix{InitRule::Normal, FlopRole::Matmul, true};
+constexpr ParamAttributes kNorm{InitRule::Ones, FlopRole::None, false};
+constexpr ParamAttributes kHead{InitRule::Normal, FlopRole::Matmul, false};
+// The embedding's lookup is no product; as the tied head it is one.
+constexpr ParamAttributes embedding_attributes(bool tied) {
+  return {InitRule::Normal, tied ? FlopRole::Matmul : FlopRole::None, false};
+}
+
+}  // namespace
+
 ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
   const int64_t d = c.hidden_size, hd = c.head_dim, inter = c.intermediate_size;
   embed_ = add("model.embed_tokens.weight", "model.embed_tokens.weight", -1, ParamKind::Embedding,
-               {c.vocab_size, d});
+               embedding_attributes(tied_), {c.vocab_size, d});
   // Each layer's tensors are contiguous and in the order the forward pass uses them, so that a
   // layer's gradients form one slice (per-layer communication buckets later).
   for (int l = 0; l < c.num_hidden_layers; ++l) {
@@ -16,7 +29,8 @@ ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
     // other without a gap, so that one GEMM reads them as one matrix.
     auto layer_tensor = [&](const char* component, ParamKind kind, Shape shape,
                             bool padded = true) {
-      return add(p + component + ".weight", component, l, kind, shape, padded);
+      return add(p + component + ".weight", component, l, kind,
+                 kind == ParamKind::Norm ? kNorm : kMatrix, shape, padded);
     };
     LayerParams lp;
     lp.input_layernorm = layer_tensor("input_layernorm", ParamKind::Norm, {d});
@@ -33,19 +47,20 @@ ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
     lp.down_proj = layer_tensor("mlp.down_proj", ParamKind::Linear, {d, inter});
     layers_.push_back(lp);
   }
-  final_norm_ = add("model.norm.weight", "model.norm.weight", -1, ParamKind::Norm, {d});
-  lm_head_ =
-      tied_ ? embed_
-            : add("lm_head.weight", "lm_head.weight", -1, ParamKind::Linear, {c.vocab_size, d});
+  final_norm_ = add("model.norm.weight", "model.norm.weight", -1, ParamKind::Norm, kNorm, {d});
+  lm_head_ = tied_ ? embed_
+                   : add("lm_head.weight", "lm_head.weight", -1, ParamKind::Linear, kHead,
+                         {c.vocab_size, d});
 }
 
 int ParamLayout::add(const std::string& name, const std::string& component, int layer,
-                     ParamKind kind, Shape shape, bool padded) {
+                     ParamKind kind, const ParamAttributes& attributes, Shape shape, bool padded) {
   ParamEntry e;
   e.name = name;
   e.component = component;
   e.layer = layer;
   e.kind = kind;
+  e.attributes = attributes;
   e.shape = shape;
   e.offset = flat_size_;
   // The end rounded up, so the next tensor starts aligned (unless it continues a fused group).

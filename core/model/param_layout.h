@@ -10,15 +10,32 @@
 
 namespace qwen3 {
 
-// Embedding and linear weights get normal(0, initializer_range); norm weights get 1. By default
-// neither norms nor the embedding are weight-decayed (a later optimizer rule reads this).
+// A tensor's category, as run files name it in rules over parameters (`no_decay: [norm,
+// embedding]`); what the model, the optimizer and the FLOP count do with a tensor is in its
+// attributes below, not inferred from this.
 enum class ParamKind { Embedding, Linear, Norm };
+
+// How a tensor starts: normal(0, initializer_range), or every element 1 (norm weights).
+enum class InitRule { Normal, Ones };
+// What the FLOP count makes of a tensor: the weight of a matrix product (6 FLOPs per weight per
+// token, forward and backward), or nothing (norms; the embedding's lookup, unless it is the tied
+// head too).
+enum class FlopRole { Matmul, None };
+
+struct ParamAttributes {
+  InitRule init = InitRule::Normal;
+  FlopRole flops = FlopRole::Matmul;
+  // A 2-D weight inside the decoder layers: the tensors a matrix update rule (Muon)
+  // orthogonalises, which the embedding and the head are not.
+  bool hidden_matrix = true;
+};
 
 struct ParamEntry {
   std::string name;       // "model.layers.3.self_attn.q_proj.weight"
   std::string component;  // "self_attn.q_proj" (per-layer) or the full name (global)
   int layer = -1;         // -1 for tensors outside the decoder layers
   ParamKind kind = ParamKind::Linear;
+  ParamAttributes attributes;
   Shape shape;
   int64_t offset = 0;  // in elements from the start of the flat buffer
   int64_t numel() const { return shape.numel(); }
@@ -65,7 +82,7 @@ class ParamLayout {
 
  private:
   int add(const std::string& name, const std::string& component, int layer, ParamKind kind,
-          Shape shape, bool padded = true);
+          const ParamAttributes& attributes, Shape shape, bool padded = true);
 
   std::vector<ParamEntry> entries_;
   std::vector<LayerParams> layers_;

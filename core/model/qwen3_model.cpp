@@ -90,7 +90,7 @@ void Qwen3Model::init_weights(uint64_t seed) {
   for (size_t i = 0; i < layout_.entries().size(); ++i) {
     const ParamEntry& e = layout_[static_cast<int>(i)];
     std::vector<float> values(static_cast<size_t>(e.numel()));
-    if (e.kind == ParamKind::Norm)
+    if (e.attributes.init == InitRule::Ones)
       std::fill(values.begin(), values.end(), 1.0f);
     else
       fill_normal(values.data(), e.numel(), 0.0, config_.initializer_range, seed, i);

@@ -106,6 +106,27 @@ TEST(ParamLayout, LayersAreContiguousSlicesBetweenEmbeddingAndFinalNorm) {
   }
 }
 
+// Each tensor's attributes: how it starts, whether the FLOP count sees a product, and whether it is
+// one of the decoder's matrices (a matrix rule's tensors).
+TEST(ParamLayout, AttributesSayInitFlopsAndDecoderMatrices) {
+  qwen3::ModelConfig c = qwen3::load_model_config(kConfigs + "qwen3-0.6b.yaml");
+  for (bool tied : {true, false}) {
+    c.tie_word_embeddings = tied;
+    const qwen3::ParamLayout layout(c);
+    int matrices = 0;
+    for (const qwen3::ParamEntry& e : layout.entries()) {
+      const qwen3::ParamAttributes& a = e.attributes;
+      const bool norm = e.name.find("norm") != std::string::npos;
+      EXPECT_EQ(a.init == qwen3::InitRule::Ones, norm) << e.name;
+      EXPECT_EQ(a.hidden_matrix, e.layer >= 0 && !norm) << e.name;
+      matrices += a.hidden_matrix;
+      const bool product = !norm && (e.name != "model.embed_tokens.weight" || tied);
+      EXPECT_EQ(a.flops == qwen3::FlopRole::Matmul, product) << e.name << (tied ? " tied" : "");
+    }
+    EXPECT_EQ(matrices, 7 * c.num_hidden_layers);
+  }
+}
+
 TEST(ParamLayout, TiedHeadResolvesToEmbedding) {
   const qwen3::ParamLayout layout(qwen3::load_model_config(kConfigs + "tiny.yaml"));
   EXPECT_EQ(&layout.find("lm_head.weight"), &layout.find("model.embed_tokens.weight"));
