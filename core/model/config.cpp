@@ -127,6 +127,20 @@ std::string model_config_help() {
   return schema().help();
 }
 
+namespace {
+
+// `"layer_types": [...]` on a line of its own when the config lists them, as transformers 5
+// writes them; nothing otherwise (every layer full attention, as older configs say by omission).
+std::string layer_types_json(const ModelConfig& c) {
+  if (c.layer_types.empty()) return "";
+  std::string out = "\n  \"layer_types\": [";
+  for (size_t l = 0; l < c.layer_types.size(); ++l)
+    out += (l ? ", \"" : "\"") + c.layer_types[l] + "\"";
+  return out + "],";
+}
+
+}  // namespace
+
 std::string to_hf_config_json(const ModelConfig& c, DType weights_dtype) {
   QWEN3_CHECK(weights_dtype == DType::F32 || weights_dtype == DType::BF16,
               "config.json: weights are stored in F32 or BF16, not {}", dtype_name(weights_dtype));
@@ -152,14 +166,15 @@ std::string to_hf_config_json(const ModelConfig& c, DType weights_dtype) {
   "attention_dropout": 0.0,
   "use_sliding_window": false,
   "sliding_window": null,
-  "max_window_layers": {},
+  "max_window_layers": {},{}
   "torch_dtype": "{}"
 }}
 )",
       c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
       c.num_key_value_heads, c.head_dim, c.max_position_embeddings, c.rms_norm_eps, c.rope_theta,
       c.tie_word_embeddings ? "true" : "false", c.initializer_range, c.hidden_act,
-      c.num_hidden_layers, weights_dtype == DType::F32 ? "float32" : "bfloat16");
+      c.num_hidden_layers, layer_types_json(c),
+      weights_dtype == DType::F32 ? "float32" : "bfloat16");
 }
 
 }  // namespace qwen3

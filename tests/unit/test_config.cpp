@@ -153,4 +153,15 @@ TEST(ModelConfig, HfConfigJsonCarriesEveryArchitectureKey) {
     expect_contains(json, part);
 }
 
+// A config that lists its layers' kinds writes them, and reads back to the same list.
+TEST(ModelConfig, HfConfigJsonListsLayerTypesWhenTheConfigDoes) {
+  EXPECT_EQ(
+      qwen3::to_hf_config_json(qwen3::parse_model_config(kValid, "ok.yaml")).find("layer_types"),
+      std::string::npos);
+  const qwen3::ModelConfig listed = qwen3::parse_model_config(
+      std::string(kValid) + "layer_types: [full_attention, full_attention]\n", "ok.yaml");
+  expect_contains(qwen3::to_hf_config_json(listed),
+                  "\"layer_types\": [\"full_attention\", \"full_attention\"],\n");
+}
+
 }  // namespace
