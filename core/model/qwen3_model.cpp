@@ -8,6 +8,29 @@
 
 namespace qwen3 {
 
+// What the branches see: this model's views, by its own accessors.
+class Qwen3Model::BranchViews final : public ModelViews {
+ public:
+  explicit BranchViews(const Qwen3Model& model) : model_(model) {}
+  Backend& backend() const override { return model_.backend_; }
+  const ModelConfig& config() const override { return model_.config_; }
+  const ParamLayout& params() const override { return model_.layout_; }
+  const ActivationLayout& activations() const override { return *model_.acts_layout_; }
+  TensorView param(int index) const override { return model_.param(index); }
+  TensorView grad(int index) const override { return model_.grad(index); }
+  TensorView param_group(int first, int last) const override {
+    return model_.param_group(first, last);
+  }
+  TensorView grad_group(int first, int last) const override {
+    return model_.grad_group(first, last);
+  }
+  TensorView act(int index) const override { return model_.act(index); }
+  bool documents() const override { return model_.use_doc_ids_; }
+
+ private:
+  const Qwen3Model& model_;
+};
+
 Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat_multiple)
     : config_(config), backend_(backend), layout_(config) {
   QWEN3_CHECK(flat_multiple >= 1, "flat_multiple must be at least 1, got {}", flat_multiple);
@@ -19,7 +42,14 @@ Qwen3Model::Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat
   backend_.fill_zero(params_padded());
   backend_.fill_zero(grads_padded());
   backend_.fill_zero(loss_total_->view(DType::F64, {1}));
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    mixers_.push_back(make_mixer(config_, l));
+    mlps_.push_back(make_mlp(config_, l));
+  }
+  views_ = std::make_unique<BranchViews>(*this);
 }
+
+Qwen3Model::~Qwen3Model() = default;
 
 void Qwen3Model::set_grad_dtype(DType dtype) {
   QWEN3_CHECK(dtype == DType::F32 || dtype == backend_.storage_dtype(),
@@ -235,43 +265,24 @@ void Qwen3Model::head_backward(int64_t first, int64_t count) {
 
 void Qwen3Model::forward_layer(int l, bool recomputing) {
   Backend& be = backend_;
-  const ModelConfig& c = config_;
   const ModelActivations& m = acts_layout_->model();
-  const Shape& bt = (*acts_layout_)[m.tokens].shape;
-  const int64_t n = bt[0] * bt[1], hq = c.num_attention_heads, hkv = c.num_key_value_heads,
-                hd = c.head_dim;
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  const TensorView positions = act(m.positions).reshaped({n});
-  const TensorView doc_ids = act(m.doc_ids);
+  const float eps = static_cast<float>(config_.rms_norm_eps);
   const LayerParams& p = layout_.layer(l);
   const LayerActivations& a = acts_layout_->layer(l);
-  // attention block. In the forward pass the input norm was fused into the add that produced
+  // The mixer's block. In the forward pass its input norm was fused into the add that produced
   // resid_in (the previous layer's last, or the embedding's own norm); a re-run starts from the
   // saved resid_in alone.
   if (recomputing)
     be.rmsnorm_forward(act(a.resid_in), param(p.input_layernorm), eps, act(a.ln1), act(a.ln1_rstd));
-  // q, k and v as one GEMM over their adjacent weights: rows of [q | k | v]; QK-norm over
-  // head_dim (one weight shared by the heads of a projection) fused with RoPE, v copied out.
-  const TensorView q_rope = act(a.q_rope), k_rope = act(a.k_rope), v = act(a.v);
-  be.linear_forward(act(a.ln1), param_group(p.q_proj, p.v_proj), act(a.qkv));
-  be.qkv_norm_rope_forward(act(a.qkv).reshaped({n, hq + 2 * hkv, hd}), param(p.q_norm),
-                           param(p.k_norm), positions, eps, c.rope_theta,
-                           q_rope.reshaped({n, hq, hd}), k_rope.reshaped({n, hkv, hd}),
-                           v.reshaped({n, hkv, hd}), act(a.q_rstd), act(a.k_rstd));
-  be.attention_forward(q_rope, k_rope, v, use_doc_ids_ ? &doc_ids : nullptr, act(a.attn),
-                       act(a.attn_lse));
-  be.linear_forward(act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), act(m.delta));
-  // MLP block, its norm fused with the residual add that closes the attention block
+  mixers_[l]->forward(*views_, l, act(a.ln1), act(m.delta), true);
+  // The MLP's block, its norm fused with the residual add that closes the mixer's.
   be.add_rmsnorm_forward(act(a.resid_in), act(m.delta), param(p.post_attention_layernorm), eps,
                          act(a.resid_mid), act(a.ln2), act(a.ln2_rstd));
-  // gate and up as one GEMM over their adjacent weights: rows of [gate | up].
-  be.linear_forward(act(a.ln2), param_group(p.gate_proj, p.up_proj), act(a.gate_up));
-  be.swiglu_forward(act(a.gate_up), act(a.act));
+  mlps_[l]->forward(*views_, l, act(a.ln2), act(m.delta), !recomputing);
   if (recomputing) return;
   // The closing residual add, fused with the norm that reads its result: the next layer's input
   // norm, or the final norm.
-  be.linear_forward(act(a.act), param(p.down_proj), act(m.delta));
-  if (l + 1 < c.num_hidden_layers) {
+  if (l + 1 < config_.num_hidden_layers) {
     const LayerActivations& next = acts_layout_->layer(l + 1);
     be.add_rmsnorm_forward(act(a.resid_mid), act(m.delta),
                            param(layout_.layer(l + 1).input_layernorm), eps, act(next.resid_in),
@@ -343,43 +354,16 @@ LossSum Qwen3Model::forward(const Batch& batch) {
 
 void Qwen3Model::backward_layer(int l) {
   Backend& be = backend_;
-  const ModelConfig& c = config_;
   const ModelActivations& m = acts_layout_->model();
-  const Shape& bt = (*acts_layout_)[m.tokens].shape;
-  const int64_t n = bt[0] * bt[1], hq = c.num_attention_heads, hkv = c.num_key_value_heads,
-                hd = c.head_dim;
-  const TensorView positions = act(m.positions).reshaped({n});
-  const TensorView doc_ids = act(m.doc_ids);
   const TensorView d_resid = act(m.d_resid), d_hidden = act(m.d_hidden);
   const LayerParams& p = layout_.layer(l);
   const LayerActivations& a = acts_layout_->layer(l);
-  // MLP block: resid_out = resid_mid + down(silu(gate(ln2)) ⊙ up(ln2))
-  const TensorView d_act = act(m.d_act), gate_up = act(a.gate_up);
-  be.linear_backward(d_resid, act(a.act), param(p.down_proj), &d_act, false, grad(p.down_proj));
-  // [gate | up] rows become their gradient in place, then one GEMM pair over the adjacent weights.
-  be.swiglu_backward(d_act, gate_up, gate_up);
-  be.linear_backward(gate_up, act(a.ln2), param_group(p.gate_proj, p.up_proj), &d_hidden, false,
-                     grad_group(p.gate_proj, p.up_proj));
+  // Each block's branch gives its norm's output gradient; the norm's backward adds its input
+  // gradient into the residual stream's.
+  mlps_[l]->backward(*views_, l, d_resid, act(a.ln2), d_hidden);
   be.rmsnorm_backward(d_hidden, act(a.resid_mid), param(p.post_attention_layernorm),
                       act(a.ln2_rstd), d_resid, true, grad(p.post_attention_layernorm));
-
-  // Attention block: resid_mid = resid_in + o(attention(rope(norm(q)), rope(norm(k)), v))
-  const TensorView d_attn = act(m.d_attn), d_q = act(m.d_q), d_k = act(m.d_k), d_v = act(m.d_v);
-  const TensorView d_attn_2d = d_attn.reshaped({n, hq * hd});
-  be.linear_backward(d_resid, act(a.attn).reshaped({n, hq * hd}), param(p.o_proj), &d_attn_2d,
-                     false, grad(p.o_proj));
-  be.attention_backward(d_attn, act(a.q_rope), act(a.k_rope), act(a.v), act(a.attn),
-                        act(a.attn_lse), use_doc_ids_ ? &doc_ids : nullptr, d_q, d_k, d_v);
-  // Back through RoPE and QK-norm (and v's copy) into the fused projection's gradient, then one
-  // GEMM pair over the adjacent q/k/v weights.
-  const TensorView d_qkv = act(m.d_qkv);
-  be.qkv_norm_rope_backward(d_q.reshaped({n, hq, hd}), d_k.reshaped({n, hkv, hd}),
-                            d_v.reshaped({n, hkv, hd}), act(a.qkv).reshaped({n, hq + 2 * hkv, hd}),
-                            param(p.q_norm), param(p.k_norm), act(a.q_rstd), act(a.k_rstd),
-                            positions, c.rope_theta, d_qkv.reshaped({n, hq + 2 * hkv, hd}),
-                            grad(p.q_norm), grad(p.k_norm));
-  be.linear_backward(d_qkv, act(a.ln1), param_group(p.q_proj, p.v_proj), &d_hidden, false,
-                     grad_group(p.q_proj, p.v_proj));
+  mixers_[l]->backward(*views_, l, d_resid, act(a.ln1), d_hidden);
   be.rmsnorm_backward(d_hidden, act(a.resid_in), param(p.input_layernorm), act(a.ln1_rstd), d_resid,
                       true, grad(p.input_layernorm));
 }

@@ -13,6 +13,7 @@
 #include "core/model/batch.h"
 #include "core/model/config.h"
 #include "core/model/param_layout.h"
+#include "core/model/residual_branch.h"
 #include "core/ops/backend.h"
 
 namespace qwen3 {
@@ -28,6 +29,7 @@ class Qwen3Model {
   // The flat parameter and gradient buffers are allocated rounded up to a multiple of
   // `flat_multiple` elements, so that ZeRO can split them into equal shards; the tail stays zero.
   Qwen3Model(const ModelConfig& config, Backend& backend, int64_t flat_multiple = 1);
+  ~Qwen3Model();
 
   // The dtype gradients accumulate in: F32 (the default), or the backend's storage dtype, which on
   // a bf16 backend halves the buffer and the bytes reduced but rounds the running sum at every
@@ -112,8 +114,11 @@ class Qwen3Model {
  private:
   TensorView act(int index) const;
   void ensure_activations(int64_t batch, int64_t seq);
-  // One decoder layer's forward from its resid_in and ln1, ending with the residual add fused into
-  // the next layer's input norm (or the final norm). `recomputing`: the backward pass re-runs the
+  // What the layers' branches see of this model (residual_branch.h).
+  class BranchViews;
+  // One decoder layer's forward from its resid_in and ln1: its mixer and MLP branches, each
+  // closed by the residual add fused with the norm that reads its result (the MLP's, then the
+  // next layer's input norm or the final norm). `recomputing`: the backward pass re-runs the
   // layer from its saved resid_in alone, so ln1 is computed here and the output, already there,
   // is not written.
   void forward_layer(int l, bool recomputing);
@@ -135,6 +140,9 @@ class Qwen3Model {
   ModelConfig config_;
   Backend& backend_;
   ParamLayout layout_;
+  // Each layer's branches, built from (config, layer index) by the layer's kind.
+  std::vector<std::unique_ptr<ResidualBranch>> mixers_, mlps_;
+  std::unique_ptr<BranchViews> views_;
   int64_t padded_size_ = 0;
   std::unique_ptr<Buffer> params_, grads_;
   DType grad_dtype_ = DType::F32;
