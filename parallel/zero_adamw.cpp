@@ -7,24 +7,14 @@
 
 namespace qwen3 {
 
+// What only the composition can check: the two communicators agree, and both flat buffers have
+// the padded size. The reducer checks its options and the gradients' dtype, AdamW its
+// hyperparameters and the decay rule.
 const AdamWOptions& ZeroAdamW::checked(Backend& backend, Communicator& comm,
                                        Communicator& host_comm, const ParamLayout& layout,
                                        const TensorView& params, const TensorView& grads,
                                        const AdamWOptions& options) {
   const ShardLayout shard(layout.flat_size(), comm.size(), comm.rank());
-  QWEN3_CHECK(options.zero_stage >= 0 && options.zero_stage <= 2,
-              "zero_stage must be 0, 1 or 2, got {}", options.zero_stage);
-  QWEN3_CHECK(options.beta1 >= 0 && options.beta1 < 1, "beta1 must lie in [0, 1), got {}",
-              options.beta1);
-  QWEN3_CHECK(options.beta2 >= 0 && options.beta2 < 1, "beta2 must lie in [0, 1), got {}",
-              options.beta2);
-  QWEN3_CHECK(options.eps > 0, "eps must be positive, got {}", options.eps);
-  QWEN3_CHECK(options.weight_decay >= 0, "weight_decay must be non-negative, got {}",
-              options.weight_decay);
-  QWEN3_CHECK(options.grad_clip >= 0, "grad_clip must be non-negative (0: off), got {}",
-              options.grad_clip);
-  QWEN3_CHECK(options.grad_bucket_bytes > 0, "grad_bucket_bytes must be positive, got {}",
-              options.grad_bucket_bytes);
   QWEN3_CHECK(host_comm.size() == comm.size() && host_comm.rank() == comm.rank(),
               "the host communicator (rank {} of {}) must match the buffer communicator (rank {} "
               "of {})",
@@ -37,10 +27,6 @@ const AdamWOptions& ZeroAdamW::checked(Backend& backend, Communicator& comm,
   QWEN3_CHECK(params.dtype == backend.storage_dtype(),
               "ZeRO's parameters must be in the backend's storage dtype {}, got {}",
               dtype_name(backend.storage_dtype()), dtype_name(params.dtype));
-  QWEN3_CHECK(grads.dtype == DType::F32 || grads.dtype == backend.storage_dtype(),
-              "ZeRO's gradients must be f32 or the backend's storage dtype {}, got {}",
-              dtype_name(backend.storage_dtype()), dtype_name(grads.dtype));
-  validate_decay_rule(options.decay, layout);
   return options;
 }
 

@@ -77,7 +77,8 @@ class ZeroAdamW {
   size_t gradient_shard_bytes() const { return reducer_.gradient_shard_bytes(); }
 
  private:
-  // The arguments' checks, in one place and before any member is built: returns `options`.
+  // The checks of what spans the reducer and the update rule, before either is built: returns
+  // `options`.
   static const AdamWOptions& checked(Backend& backend, Communicator& comm, Communicator& host_comm,
                                      const ParamLayout& layout, const TensorView& params,
                                      const TensorView& grads, const AdamWOptions& options);
