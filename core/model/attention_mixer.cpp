@@ -4,6 +4,24 @@ namespace qwen3 {
 
 namespace {
 
+constexpr const char* kQProj = "self_attn.q_proj";
+constexpr const char* kKProj = "self_attn.k_proj";
+constexpr const char* kVProj = "self_attn.v_proj";
+constexpr const char* kQNorm = "self_attn.q_norm";
+constexpr const char* kKNorm = "self_attn.k_norm";
+constexpr const char* kOProj = "self_attn.o_proj";
+
+// The branch's tensors in one layer, by layout index.
+struct AttentionParams {
+  AttentionParams(const ParamLayout& layout, int layer)
+      : q_proj(layout.index(layer, kQProj)),
+        v_proj(layout.index(layer, kVProj)),
+        q_norm(layout.index(layer, kQNorm)),
+        k_norm(layout.index(layer, kKNorm)),
+        o_proj(layout.index(layer, kOProj)) {}
+  int q_proj, v_proj, q_norm, k_norm, o_proj;  // q_proj..v_proj: one matrix
+};
+
 // The shapes both passes use: N tokens of Hq query and Hkv key/value heads of head_dim.
 struct Heads {
   explicit Heads(const ModelViews& m)
@@ -16,12 +34,24 @@ struct Heads {
 
 }  // namespace
 
+void AttentionMixer::declare_params(ParamDeclarer& layer, const ModelConfig& c) const {
+  const int64_t d = c.hidden_size, hd = c.head_dim;
+  // q, k and v back to back, so that one GEMM reads them as one matrix.
+  layer.add(kQProj, ParamKind::Linear, kDecoderMatrix, {c.q_dim(), d}, false);
+  layer.add(kKProj, ParamKind::Linear, kDecoderMatrix, {c.kv_dim(), d}, false);
+  layer.add(kVProj, ParamKind::Linear, kDecoderMatrix, {c.kv_dim(), d});
+  // One head_dim-sized weight shared by all heads, as in HF's Qwen3RMSNorm(head_dim).
+  layer.add(kQNorm, ParamKind::Norm, kNormWeight, {hd});
+  layer.add(kKNorm, ParamKind::Norm, kNormWeight, {hd});
+  layer.add(kOProj, ParamKind::Linear, kDecoderMatrix, {d, c.q_dim()});
+}
+
 void AttentionMixer::forward(const ModelViews& m, int layer, const TensorView& x,
                              const TensorView& out, bool) const {
   Backend& be = m.backend();
   const ModelConfig& c = m.config();
   const Heads h(m);
-  const LayerParams& p = m.params().layer(layer);
+  const AttentionParams p(m.params(), layer);
   const LayerActivations& a = m.activations().layer(layer);
   const ModelActivations& ma = m.activations().model();
   const TensorView positions = m.act(ma.positions).reshaped({h.n});
@@ -46,7 +76,7 @@ void AttentionMixer::backward(const ModelViews& m, int layer, const TensorView& 
   Backend& be = m.backend();
   const ModelConfig& c = m.config();
   const Heads h(m);
-  const LayerParams& p = m.params().layer(layer);
+  const AttentionParams p(m.params(), layer);
   const LayerActivations& a = m.activations().layer(layer);
   const ModelActivations& ma = m.activations().model();
   const TensorView positions = m.act(ma.positions).reshaped({h.n});

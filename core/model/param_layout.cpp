@@ -1,14 +1,14 @@
 #include "core/model/param_layout.h"
 
+#include "core/model/residual_branch.h"
 #include "core/util/error.h"
 
 namespace qwen3 {
 
 namespace {
 
-// The attributes of Qwen3's tensors: decoder matrices, norm weights, the embedding and the head.
-constexpr ParamAttributes kMatrix{InitRule::Normal, FlopRole::Matmul, true};
-constexpr ParamAttributes kNorm{InitRule::Ones, FlopRole::None, false};
+// The attributes of the decoder's own tensors: norm weights, the embedding and the head.
+constexpr ParamAttributes kNorm = kNormWeight;
 constexpr ParamAttributes kHead{InitRule::Normal, FlopRole::Matmul, false};
 // The embedding's lookup is no product; as the tied head it is one.
 constexpr ParamAttributes embedding_attributes(bool tied) {
@@ -22,35 +22,41 @@ ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
   embed_ = add("model.embed_tokens.weight", "model.embed_tokens.weight", -1, ParamKind::Embedding,
                embedding_attributes(tied_), {c.vocab_size, d});
   // Each layer's tensors are contiguous and in the order the forward pass uses them, so that a
-  // layer's gradients form one slice (per-layer communication buckets later).
+  // layer's gradients form one slice (per-layer communication buckets): each residual block's
+  // norm, then its branch's tensors.
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    // `padded`: false inside a fused projection (q, k, v; gate, up), whose weights follow each
-    // other without a gap, so that one GEMM reads them as one matrix.
-    auto layer_tensor = [&](const char* component, ParamKind kind, Shape shape,
-                            bool padded = true) {
-      return add(p + component + ".weight", component, l, kind,
-                 kind == ParamKind::Norm ? kNorm : kMatrix, shape, padded);
-    };
+    components_.emplace_back();
+    ParamDeclarer layer(*this, l);
     LayerParams lp;
-    lp.input_layernorm = layer_tensor("input_layernorm", ParamKind::Norm, {d});
-    lp.q_proj = layer_tensor("self_attn.q_proj", ParamKind::Linear, {c.q_dim(), d}, false);
-    lp.k_proj = layer_tensor("self_attn.k_proj", ParamKind::Linear, {c.kv_dim(), d}, false);
-    lp.v_proj = layer_tensor("self_attn.v_proj", ParamKind::Linear, {c.kv_dim(), d});
-    // One head_dim-sized weight shared by all heads, as in HF's Qwen3RMSNorm(head_dim).
-    lp.q_norm = layer_tensor("self_attn.q_norm", ParamKind::Norm, {hd});
-    lp.k_norm = layer_tensor("self_attn.k_norm", ParamKind::Norm, {hd});
-    lp.o_proj = layer_tensor("self_attn.o_proj", ParamKind::Linear, {d, c.q_dim()});
-    lp.post_attention_layernorm = layer_tensor("post_attention_layernorm", ParamKind::Norm, {d});
-    lp.gate_proj = layer_tensor("mlp.gate_proj", ParamKind::Linear, {inter, d}, false);
-    lp.up_proj = layer_tensor("mlp.up_proj", ParamKind::Linear, {inter, d});
-    lp.down_proj = layer_tensor("mlp.down_proj", ParamKind::Linear, {d, inter});
+    lp.input_layernorm = layer.add("input_layernorm", ParamKind::Norm, kNorm, {d});
+    make_mixer(c, l)->declare_params(layer, c);
+    lp.post_attention_layernorm =
+        layer.add("post_attention_layernorm", ParamKind::Norm, kNorm, {d});
+    make_mlp(c, l)->declare_params(layer, c);
     layers_.push_back(lp);
   }
   final_norm_ = add("model.norm.weight", "model.norm.weight", -1, ParamKind::Norm, kNorm, {d});
   lm_head_ = tied_ ? embed_
                    : add("lm_head.weight", "lm_head.weight", -1, ParamKind::Linear, kHead,
                          {c.vocab_size, d});
+}
+
+int ParamDeclarer::add(const std::string& component, ParamKind kind,
+                       const ParamAttributes& attributes, Shape shape, bool padded) {
+  const int index =
+      layout_.add("model.layers." + std::to_string(layer_) + "." + component + ".weight", component,
+                  layer_, kind, attributes, shape, padded);
+  layout_.components_[static_cast<size_t>(layer_)][component] = index;
+  return index;
+}
+
+int ParamLayout::index(int layer, const std::string& component) const {
+  QWEN3_CHECK(layer >= 0 && layer < static_cast<int>(components_.size()),
+              "the model has no layer {} (it has {})", layer, components_.size());
+  const auto& components = components_[static_cast<size_t>(layer)];
+  const auto it = components.find(component);
+  QWEN3_CHECK(it != components.end(), "layer {} has no tensor '{}'", layer, component);
+  return it->second;
 }
 
 int ParamLayout::add(const std::string& name, const std::string& component, int layer,

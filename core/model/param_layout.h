@@ -2,6 +2,7 @@
 // Where every parameter lives in the one flat parameter buffer (and, at the same offsets, in the
 // flat gradient buffer). Names are Hugging Face's state-dict keys, so checkpoints map 1:1.
 // Sharding, checkpointing and communication all become slicing of these buffers.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct ParamAttributes {
   bool hidden_matrix = true;
 };
 
+// The attributes of the decoder's matrices and of norm weights.
+inline constexpr ParamAttributes kDecoderMatrix{InitRule::Normal, FlopRole::Matmul, true};
+inline constexpr ParamAttributes kNormWeight{InitRule::Ones, FlopRole::None, false};
+
 struct ParamEntry {
   std::string name;       // "model.layers.3.self_attn.q_proj.weight"
   std::string component;  // "self_attn.q_proj" (per-layer) or the full name (global)
@@ -41,10 +46,27 @@ struct ParamEntry {
   int64_t numel() const { return shape.numel(); }
 };
 
-// Per-layer tensors, by index into ParamLayout::entries().
+// The decoder's own tensors in each layer, by index into ParamLayout::entries(): the norms that
+// open its two residual blocks. The layer's branches declare the rest (residual_branch.h) and find
+// them by component name (ParamLayout::index).
 struct LayerParams {
-  int input_layernorm, q_proj, k_proj, v_proj, q_norm, k_norm, o_proj, post_attention_layernorm,
-      gate_proj, up_proj, down_proj;
+  int input_layernorm, post_attention_layernorm;
+};
+
+class ParamLayout;
+
+// What a layer's branch adds its tensors through while the layout is built.
+class ParamDeclarer {
+ public:
+  ParamDeclarer(ParamLayout& layout, int layer) : layout_(layout), layer_(layer) {}
+  // Adds "model.layers.{layer}.{component}.weight". `padded`: false inside a fused projection,
+  // whose tensors follow each other without a gap so that one GEMM reads them as one matrix.
+  int add(const std::string& component, ParamKind kind, const ParamAttributes& attributes,
+          Shape shape, bool padded = true);
+
+ private:
+  ParamLayout& layout_;
+  int layer_;
 };
 
 class ParamLayout {
@@ -65,6 +87,9 @@ class ParamLayout {
   bool contains(const std::string& name) const;
 
   const LayerParams& layer(int i) const { return layers_[i]; }
+  // The index of layer `layer`'s tensor `component` ("self_attn.q_proj"); throws, naming both,
+  // when the layer has none.
+  int index(int layer, const std::string& component) const;
   // First element of layer i's tensors, which are contiguous and start with its input norm.
   int64_t layer_begin(int i) const { return entries_[layers_[i].input_layernorm].offset; }
   int embed_tokens() const { return embed_; }
@@ -81,11 +106,13 @@ class ParamLayout {
   int64_t decoder_parameters() const;               // every decoder layer's, summed
 
  private:
+  friend class ParamDeclarer;
   int add(const std::string& name, const std::string& component, int layer, ParamKind kind,
           const ParamAttributes& attributes, Shape shape, bool padded = true);
 
   std::vector<ParamEntry> entries_;
   std::vector<LayerParams> layers_;
+  std::vector<std::map<std::string, int>> components_;  // per layer: component -> index
   int embed_ = -1, final_norm_ = -1, lm_head_ = -1;
   bool tied_ = true;
   int64_t flat_size_ = 0;

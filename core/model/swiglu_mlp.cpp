@@ -2,10 +2,35 @@
 
 namespace qwen3 {
 
+namespace {
+
+constexpr const char* kGateProj = "mlp.gate_proj";
+constexpr const char* kUpProj = "mlp.up_proj";
+constexpr const char* kDownProj = "mlp.down_proj";
+
+// The branch's tensors in one layer, by layout index.
+struct MlpParams {
+  MlpParams(const ParamLayout& layout, int layer)
+      : gate_proj(layout.index(layer, kGateProj)),
+        up_proj(layout.index(layer, kUpProj)),
+        down_proj(layout.index(layer, kDownProj)) {}
+  int gate_proj, up_proj, down_proj;  // gate_proj, up_proj: one matrix
+};
+
+}  // namespace
+
+void SwiGluMlp::declare_params(ParamDeclarer& layer, const ModelConfig& c) const {
+  const int64_t d = c.hidden_size, inter = c.intermediate_size;
+  // gate and up back to back, so that one GEMM reads them as one matrix.
+  layer.add(kGateProj, ParamKind::Linear, kDecoderMatrix, {inter, d}, false);
+  layer.add(kUpProj, ParamKind::Linear, kDecoderMatrix, {inter, d});
+  layer.add(kDownProj, ParamKind::Linear, kDecoderMatrix, {d, inter});
+}
+
 void SwiGluMlp::forward(const ModelViews& m, int layer, const TensorView& x, const TensorView& out,
                         bool output_needed) const {
   Backend& be = m.backend();
-  const LayerParams& p = m.params().layer(layer);
+  const MlpParams p(m.params(), layer);
   const LayerActivations& a = m.activations().layer(layer);
   // Rows of [gate | up] from one GEMM; the backward needs them and silu(gate) ⊙ up.
   be.linear_forward(x, m.param_group(p.gate_proj, p.up_proj), m.act(a.gate_up));
@@ -16,7 +41,7 @@ void SwiGluMlp::forward(const ModelViews& m, int layer, const TensorView& x, con
 void SwiGluMlp::backward(const ModelViews& m, int layer, const TensorView& d_out,
                          const TensorView& x, const TensorView& d_x) const {
   Backend& be = m.backend();
-  const LayerParams& p = m.params().layer(layer);
+  const MlpParams p(m.params(), layer);
   const LayerActivations& a = m.activations().layer(layer);
   const TensorView d_act = m.act(m.activations().model().d_act), gate_up = m.act(a.gate_up);
   be.linear_backward(d_out, m.act(a.act), m.param(p.down_proj), &d_act, false, m.grad(p.down_proj));

@@ -398,7 +398,7 @@ TEST_F(HfCheckpoint, ModelFileProblemsNameTheFileAndTensor) {
   write_config(*model);
 
   const std::string k_proj = "model.layers.1.self_attn.k_proj.weight";  // [32, 64] in tiny
-  const int k = model->layout().layer(1).k_proj;
+  const int k = model->layout().index(1, "self_attn.k_proj");
   ASSERT_EQ(model->layout()[k].name, k_proj);
 
   auto without = tensors_of(*model, host);

@@ -73,14 +73,16 @@ TEST(ParamLayout, FusedProjectionsAreBackToBackWhateverTheirSize) {
   c.intermediate_size = 20;
   const qwen3::ParamLayout layout(c);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const qwen3::LayerParams& p = layout.layer(l);
-    auto end_of = [&](int i) { return layout[i].offset + layout[i].numel(); };
-    EXPECT_EQ(layout[p.k_proj].offset, end_of(p.q_proj));
-    EXPECT_EQ(layout[p.v_proj].offset, end_of(p.k_proj));
-    EXPECT_EQ(layout[p.up_proj].offset, end_of(p.gate_proj));
-    EXPECT_EQ(layout[p.up_proj].offset % qwen3::ParamLayout::kAlignElements, 480 % 64);
-    EXPECT_EQ(layout[p.q_norm].offset % qwen3::ParamLayout::kAlignElements, 0);
-    EXPECT_EQ(layout[p.down_proj].offset % qwen3::ParamLayout::kAlignElements, 0);
+    const auto at = [&](const char* component) { return layout[layout.index(l, component)]; };
+    auto end_of = [&](const char* component) {
+      return at(component).offset + at(component).numel();
+    };
+    EXPECT_EQ(at("self_attn.k_proj").offset, end_of("self_attn.q_proj"));
+    EXPECT_EQ(at("self_attn.v_proj").offset, end_of("self_attn.k_proj"));
+    EXPECT_EQ(at("mlp.up_proj").offset, end_of("mlp.gate_proj"));
+    EXPECT_EQ(at("mlp.up_proj").offset % qwen3::ParamLayout::kAlignElements, 480 % 64);
+    EXPECT_EQ(at("self_attn.q_norm").offset % qwen3::ParamLayout::kAlignElements, 0);
+    EXPECT_EQ(at("mlp.down_proj").offset % qwen3::ParamLayout::kAlignElements, 0);
   }
 }
 
