@@ -1,5 +1,8 @@
 #include "core/model/activations.h"
 
+#include "core/model/residual_branch.h"
+#include "core/util/error.h"
+
 namespace qwen3 {
 
 int64_t MemoryOptions::chunk_tokens(int64_t vocab) const {
@@ -10,8 +13,7 @@ int64_t MemoryOptions::chunk_tokens(int64_t vocab) const {
 
 ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t seq, DType storage,
                                    const MemoryOptions& memory) {
-  const int64_t n = batch * seq, d = c.hidden_size, hq = c.num_attention_heads,
-                hkv = c.num_key_value_heads, hd = c.head_dim, inter = c.intermediate_size;
+  const int64_t n = batch * seq, d = c.hidden_size;
   const DType s = storage, f32 = DType::F32, i32 = DType::I32;
   const auto in = ActivationRole::Input, saved = ActivationRole::Saved,
              scratch = ActivationRole::Scratch;
@@ -22,37 +24,18 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
   model_.doc_ids = add("doc_ids", i32, {batch, seq}, in, false);
 
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "layers." + std::to_string(l) + ".";
-    // Recomputing: layer 0 allocates the working set, later layers reuse it.
-    const bool shared = memory.recompute_layers && l > 0;
-    auto t = [&](const char* name, DType dtype, Shape shape) {
-      return add(memory.recompute_layers ? std::string("recompute.") + name : p + name, dtype,
-                 shape, memory.recompute_layers ? scratch : saved, true);
-    };
+    layer_entries_.emplace_back();
+    ActivationDeclarer layer(*this, l, memory.recompute_layers, batch, seq, storage);
     LayerActivations a;
-    a.resid_in = add(p + "resid_in", s, {n, d}, saved, true);
-    if (shared) {
-      const int resid_in = a.resid_in;
-      a = layers_[0];
-      a.resid_in = resid_in;
-      layers_.push_back(a);
-      continue;
-    }
-    a.ln1 = t("ln1", s, {n, d});
-    a.ln1_rstd = t("ln1_rstd", f32, {n});
-    a.qkv = t("qkv", s, {n, (hq + 2 * hkv) * hd});
-    a.q_rstd = t("q_rstd", f32, {n * hq});
-    a.k_rstd = t("k_rstd", f32, {n * hkv});
-    a.q_rope = t("q_rope", s, {batch, seq, hq, hd});
-    a.k_rope = t("k_rope", s, {batch, seq, hkv, hd});
-    a.v = t("v", s, {batch, seq, hkv, hd});
-    a.attn = t("attn", s, {batch, seq, hq, hd});
-    a.attn_lse = t("attn_lse", f32, {batch, hq, seq});
-    a.resid_mid = t("resid_mid", s, {n, d});
-    a.ln2 = t("ln2", s, {n, d});
-    a.ln2_rstd = t("ln2_rstd", f32, {n});
-    a.gate_up = t("gate_up", s, {n, 2 * inter});
-    a.act = t("act", s, {n, inter});
+    // Kept per layer even when recomputing: the re-run starts from it.
+    a.resid_in = add("layers." + std::to_string(l) + ".resid_in", s, {n, d}, saved, true);
+    a.ln1 = layer.saved("ln1", s, {n, d});
+    a.ln1_rstd = layer.saved("ln1_rstd", f32, {n});
+    make_mixer(c, l)->declare_activations(layer, c);
+    a.resid_mid = layer.saved("resid_mid", s, {n, d});
+    a.ln2 = layer.saved("ln2", s, {n, d});
+    a.ln2_rstd = layer.saved("ln2_rstd", f32, {n});
+    make_mlp(c, l)->declare_activations(layer, c);
     layers_.push_back(a);
   }
 
@@ -68,12 +51,49 @@ ActivationLayout::ActivationLayout(const ModelConfig& c, int64_t batch, int64_t 
   model_.delta = add("delta", s, {n, d}, scratch, false);
   model_.d_resid = add("d_resid", s, {n, d}, scratch, false);
   model_.d_hidden = add("d_hidden", s, {n, d}, scratch, false);
-  model_.d_attn = add("d_attn", s, {batch, seq, hq, hd}, scratch, false);
-  model_.d_q = add("d_q", s, {batch, seq, hq, hd}, scratch, false);
-  model_.d_k = add("d_k", s, {batch, seq, hkv, hd}, scratch, false);
-  model_.d_v = add("d_v", s, {batch, seq, hkv, hd}, scratch, false);
-  model_.d_qkv = add("d_qkv", s, {n, (hq + 2 * hkv) * hd}, scratch, false);
-  model_.d_act = add("d_act", s, {n, inter}, scratch, false);
+}
+
+int ActivationDeclarer::saved(const std::string& name, DType dtype, Shape shape) {
+  const int index = recompute_ ? layout_.add_once("recompute." + name, dtype, shape,
+                                                  ActivationRole::Scratch, true)
+                               : layout_.add("layers." + std::to_string(layer_) + "." + name, dtype,
+                                             shape, ActivationRole::Saved, true);
+  layout_.layer_entries_[static_cast<size_t>(layer_)][name] = index;
+  return index;
+}
+
+int ActivationDeclarer::scratch(const std::string& name, DType dtype, Shape shape) {
+  const int index = layout_.add_once(name, dtype, shape, ActivationRole::Scratch, false);
+  layout_.scratch_entries_[name] = index;
+  return index;
+}
+
+int ActivationLayout::index(int layer, const std::string& name) const {
+  QWEN3_CHECK(layer >= 0 && layer < static_cast<int>(layer_entries_.size()),
+              "no layer {} among the activations' {}", layer, layer_entries_.size());
+  const auto& entries = layer_entries_[static_cast<size_t>(layer)];
+  const auto it = entries.find(name);
+  QWEN3_CHECK(it != entries.end(), "layer {} declared no activation '{}'", layer, name);
+  return it->second;
+}
+
+int ActivationLayout::scratch(const std::string& name) const {
+  const auto it = scratch_entries_.find(name);
+  QWEN3_CHECK(it != scratch_entries_.end(), "no layer declared the scratch tensor '{}'", name);
+  return it->second;
+}
+
+int ActivationLayout::add_once(const std::string& name, DType dtype, Shape shape,
+                               ActivationRole role, bool in_layer) {
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (entries_[i].name == name) {
+      QWEN3_CHECK(entries_[i].dtype == dtype && entries_[i].shape == shape,
+                  "activation '{}' declared twice, as {} {} and as {} {}", name,
+                  dtype_name(entries_[i].dtype), entries_[i].shape.str(), dtype_name(dtype),
+                  shape.str());
+      return static_cast<int>(i);
+    }
+  return add(name, dtype, shape, role, in_layer);
 }
 
 int ActivationLayout::add(const std::string& name, DType dtype, Shape shape, ActivationRole role,

@@ -2,6 +2,7 @@
 // Every activation the model keeps for its backward pass, plus its inputs and scratch, laid out in
 // one flat buffer for a given (batch, seq). The same list drives allocation and the memory
 // estimates of --describe, so the two cannot disagree.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,28 +26,17 @@ struct ActivationEntry {
   size_t bytes() const { return static_cast<size_t>(shape.numel()) * dtype_size(dtype); }
 };
 
-// Indices into ActivationLayout::entries() of one decoder layer's saved tensors.
-// N = batch · seq, shapes in comments. With recomputation every layer's entries but resid_in are
-// the same shared working set.
+// Indices into ActivationLayout::entries() of the decoder's own tensors in one layer: the
+// residual stream and the norms of its two blocks. N = batch · seq, shapes in comments. With
+// recomputation every entry but resid_in is in the working set the layers share. The layer's
+// branches declare the rest (ActivationDeclarer) and find them by name (ActivationLayout::index).
 struct LayerActivations {
   int resid_in;   // [N, d] residual stream entering the layer
   int ln1;        // [N, d] input_layernorm output
   int ln1_rstd;   // [N] f32
-  int qkv;        // [N, (Hq + 2·Hkv)·hd] rows of [q | k | v], one GEMM's output (q, k before
-                  // QK-norm)
-  int q_rstd;     // [N·Hq] f32
-  int k_rstd;     // [N·Hkv] f32
-  int q_rope;     // [B, T, Hq, hd] after QK-norm and RoPE
-  int k_rope;     // [B, T, Hkv, hd]
-  int v;          // [B, T, Hkv, hd] v's columns of qkv, packed for attention
-  int attn;       // [B, T, Hq, hd] attention output
-  int attn_lse;   // [B, Hq, T] f32
-  int resid_mid;  // [N, d] residual after attention
+  int resid_mid;  // [N, d] residual after the mixer's block
   int ln2;        // [N, d] post_attention_layernorm output
   int ln2_rstd;   // [N] f32
-  int gate_up;    // [N, 2I] rows of [gate | up], one GEMM's output; the backward overwrites it
-                  // with its gradient
-  int act;        // [N, I] silu(gate) ⊙ up
 };
 
 struct ModelActivations {
@@ -58,13 +48,38 @@ struct ModelActivations {
   int token_losses;  // [N] f32
   int logits_lse;    // [N] f32
   // scratch
-  int delta;          // [N, d] o_proj / down_proj output before the residual add
-  int d_resid;        // [N, d] gradient of the residual stream
-  int d_hidden;       // [N, d] gradient of a norm output
-  int d_attn;         // [N, Hq·hd]
-  int d_q, d_k, d_v;  // [B, T, Hq, hd], [B, T, Hkv, hd] ×2: attention's input gradients
-  int d_qkv;          // [N, (Hq + 2·Hkv)·hd] the fused projection's output gradient
-  int d_act;          // [N, I]
+  int delta;     // [N, d] a branch's output before the residual add
+  int d_resid;   // [N, d] gradient of the residual stream
+  int d_hidden;  // [N, d] gradient of a norm output
+};
+
+class ActivationLayout;
+
+// What a layer's branch declares its activations through while the layout is built.
+class ActivationDeclarer {
+ public:
+  ActivationDeclarer(ActivationLayout& layout, int layer, bool recompute, int64_t batch,
+                     int64_t seq, DType storage)
+      : layout_(layout),
+        layer_(layer),
+        recompute_(recompute),
+        batch(batch),
+        seq(seq),
+        storage(storage) {}
+  // A tensor of this layer that its backward reads: saved per layer, or with recomputation in
+  // the working set the layers share (one entry per name).
+  int saved(const std::string& name, DType dtype, Shape shape);
+  // A tensor the backward works in, shared by every layer that declares the name.
+  int scratch(const std::string& name, DType dtype, Shape shape);
+
+ private:
+  ActivationLayout& layout_;
+  int layer_;
+  bool recompute_;
+
+ public:
+  const int64_t batch, seq;  // the micro-batch's shape
+  const DType storage;       // the backend's storage dtype
 };
 
 // How the model trades compute for activation memory.
@@ -96,6 +111,10 @@ class ActivationLayout {
   const std::vector<ActivationEntry>& entries() const { return entries_; }
   const ActivationEntry& operator[](int index) const { return entries_[index]; }
   const LayerActivations& layer(int i) const { return layers_[i]; }
+  // Layer `layer`'s activation `name` as its branch declared it ("qkv"); a scratch tensor by
+  // name ("d_qkv"). Throw naming what is missing.
+  int index(int layer, const std::string& name) const;
+  int scratch(const std::string& name) const;
   // Rows of the logits buffer: the micro-batch's tokens, or one head chunk.
   int64_t logits_rows() const { return entries_[model_.logits].shape[0]; }
   const ModelActivations& model() const { return model_; }
@@ -104,11 +123,18 @@ class ActivationLayout {
   size_t bytes_of(ActivationRole role, bool layers_only = false) const;
 
  private:
+  friend class ActivationDeclarer;
   int add(const std::string& name, DType dtype, Shape shape, ActivationRole role, bool in_layer);
+  // The entry named `name` when there is one (of this dtype and shape, else it throws), or a new
+  // one.
+  int add_once(const std::string& name, DType dtype, Shape shape, ActivationRole role,
+               bool in_layer);
 
   std::vector<ActivationEntry> entries_;
   std::vector<bool> in_layer_;
   std::vector<LayerActivations> layers_;
+  std::vector<std::map<std::string, int>> layer_entries_;  // per layer: a branch's name -> index
+  std::map<std::string, int> scratch_entries_;
   ModelActivations model_{};
   size_t total_bytes_ = 0;
 };

@@ -22,6 +22,32 @@ struct AttentionParams {
   int q_proj, v_proj, q_norm, k_norm, o_proj;  // q_proj..v_proj: one matrix
 };
 
+// The branch's activations in one layer (saved) and its scratch, by layout index.
+struct AttentionActivations {
+  AttentionActivations(const ActivationLayout& acts, int layer)
+      : qkv(acts.index(layer, "qkv")),
+        q_rstd(acts.index(layer, "q_rstd")),
+        k_rstd(acts.index(layer, "k_rstd")),
+        q_rope(acts.index(layer, "q_rope")),
+        k_rope(acts.index(layer, "k_rope")),
+        v(acts.index(layer, "v")),
+        attn(acts.index(layer, "attn")),
+        attn_lse(acts.index(layer, "attn_lse")),
+        d_attn(acts.scratch("d_attn")),
+        d_q(acts.scratch("d_q")),
+        d_k(acts.scratch("d_k")),
+        d_v(acts.scratch("d_v")),
+        d_qkv(acts.scratch("d_qkv")) {}
+  int qkv;             // [N, (Hq + 2·Hkv)·hd] rows of [q | k | v], one GEMM's output
+  int q_rstd, k_rstd;  // [N·Hq], [N·Hkv] f32
+  int q_rope, k_rope;  // [B, T, Hq, hd], [B, T, Hkv, hd] after QK-norm and RoPE
+  int v;               // [B, T, Hkv, hd] v's columns of qkv, packed for attention
+  int attn;            // [B, T, Hq, hd] attention output
+  int attn_lse;        // [B, Hq, T] f32
+  // scratch: attention's input gradients, then the fused projection's output gradient
+  int d_attn, d_q, d_k, d_v, d_qkv;
+};
+
 // The shapes both passes use: N tokens of Hq query and Hkv key/value heads of head_dim.
 struct Heads {
   explicit Heads(const ModelViews& m)
@@ -46,13 +72,32 @@ void AttentionMixer::declare_params(ParamDeclarer& layer, const ModelConfig& c) 
   layer.add(kOProj, ParamKind::Linear, kDecoderMatrix, {d, c.q_dim()});
 }
 
+void AttentionMixer::declare_activations(ActivationDeclarer& layer, const ModelConfig& c) const {
+  const int64_t b = layer.batch, t = layer.seq, n = b * t, hq = c.num_attention_heads,
+                hkv = c.num_key_value_heads, hd = c.head_dim;
+  const DType s = layer.storage, f32 = DType::F32;
+  layer.saved("qkv", s, {n, (hq + 2 * hkv) * hd});
+  layer.saved("q_rstd", f32, {n * hq});
+  layer.saved("k_rstd", f32, {n * hkv});
+  layer.saved("q_rope", s, {b, t, hq, hd});
+  layer.saved("k_rope", s, {b, t, hkv, hd});
+  layer.saved("v", s, {b, t, hkv, hd});
+  layer.saved("attn", s, {b, t, hq, hd});
+  layer.saved("attn_lse", f32, {b, hq, t});
+  layer.scratch("d_attn", s, {b, t, hq, hd});
+  layer.scratch("d_q", s, {b, t, hq, hd});
+  layer.scratch("d_k", s, {b, t, hkv, hd});
+  layer.scratch("d_v", s, {b, t, hkv, hd});
+  layer.scratch("d_qkv", s, {n, (hq + 2 * hkv) * hd});
+}
+
 void AttentionMixer::forward(const ModelViews& m, int layer, const TensorView& x,
                              const TensorView& out, bool) const {
   Backend& be = m.backend();
   const ModelConfig& c = m.config();
   const Heads h(m);
   const AttentionParams p(m.params(), layer);
-  const LayerActivations& a = m.activations().layer(layer);
+  const AttentionActivations a(m.activations(), layer);
   const ModelActivations& ma = m.activations().model();
   const TensorView positions = m.act(ma.positions).reshaped({h.n});
   const TensorView doc_ids = m.act(ma.doc_ids);
@@ -77,12 +122,12 @@ void AttentionMixer::backward(const ModelViews& m, int layer, const TensorView& 
   const ModelConfig& c = m.config();
   const Heads h(m);
   const AttentionParams p(m.params(), layer);
-  const LayerActivations& a = m.activations().layer(layer);
+  const AttentionActivations a(m.activations(), layer);
   const ModelActivations& ma = m.activations().model();
   const TensorView positions = m.act(ma.positions).reshaped({h.n});
   const TensorView doc_ids = m.act(ma.doc_ids);
-  const TensorView d_attn = m.act(ma.d_attn), d_q = m.act(ma.d_q), d_k = m.act(ma.d_k),
-                   d_v = m.act(ma.d_v);
+  const TensorView d_attn = m.act(a.d_attn), d_q = m.act(a.d_q), d_k = m.act(a.d_k),
+                   d_v = m.act(a.d_v);
   const TensorView d_attn_2d = d_attn.reshaped({h.n, h.q * h.dim});
   be.linear_backward(d_out, m.act(a.attn).reshaped({h.n, h.q * h.dim}), m.param(p.o_proj),
                      &d_attn_2d, false, m.grad(p.o_proj));
@@ -90,7 +135,7 @@ void AttentionMixer::backward(const ModelViews& m, int layer, const TensorView& 
                         m.act(a.attn_lse), m.documents() ? &doc_ids : nullptr, d_q, d_k, d_v);
   // Back through RoPE and QK-norm (and v's copy) into the fused projection's gradient, then one
   // GEMM pair over the adjacent q/k/v weights.
-  const TensorView d_qkv = m.act(ma.d_qkv);
+  const TensorView d_qkv = m.act(a.d_qkv);
   const Shape qkv_heads{h.n, h.q + 2 * h.kv, h.dim};
   be.qkv_norm_rope_backward(d_q.reshaped({h.n, h.q, h.dim}), d_k.reshaped({h.n, h.kv, h.dim}),
                             d_v.reshaped({h.n, h.kv, h.dim}), m.act(a.qkv).reshaped(qkv_heads),

@@ -38,6 +38,9 @@ class ResidualBranch {
   // Adds the branch's tensors to its layer's part of the layout, in the order its forward reads
   // them; forward and backward find them again by component name (ParamLayout::index).
   virtual void declare_params(ParamDeclarer& layer, const ModelConfig& config) const = 0;
+  // Declares what its backward reads (saved) and what it works in (scratch) for a micro-batch's
+  // shape; forward and backward find them again by name (ActivationLayout::index, ::scratch).
+  virtual void declare_activations(ActivationDeclarer& layer, const ModelConfig& config) const = 0;
   // x[N, d], the normed stream -> out[N, d], keeping what backward() needs in the layer's
   // activations. Without `output_needed` (a recomputation before the backward) a branch may skip
   // its last product, whose result only the residual add reads.

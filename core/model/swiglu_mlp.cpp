@@ -17,7 +17,26 @@ struct MlpParams {
   int gate_proj, up_proj, down_proj;  // gate_proj, up_proj: one matrix
 };
 
+// The branch's activations in one layer (saved) and its scratch, by layout index.
+struct MlpActivations {
+  MlpActivations(const ActivationLayout& acts, int layer)
+      : gate_up(acts.index(layer, "gate_up")),
+        act(acts.index(layer, "act")),
+        d_act(acts.scratch("d_act")) {}
+  int gate_up;  // [N, 2I] rows of [gate | up], one GEMM's output; the backward overwrites it with
+                // its gradient
+  int act;      // [N, I] silu(gate) ⊙ up
+  int d_act;    // scratch [N, I]
+};
+
 }  // namespace
+
+void SwiGluMlp::declare_activations(ActivationDeclarer& layer, const ModelConfig& c) const {
+  const int64_t n = layer.batch * layer.seq, inter = c.intermediate_size;
+  layer.saved("gate_up", layer.storage, {n, 2 * inter});
+  layer.saved("act", layer.storage, {n, inter});
+  layer.scratch("d_act", layer.storage, {n, inter});
+}
 
 void SwiGluMlp::declare_params(ParamDeclarer& layer, const ModelConfig& c) const {
   const int64_t d = c.hidden_size, inter = c.intermediate_size;
@@ -31,7 +50,7 @@ void SwiGluMlp::forward(const ModelViews& m, int layer, const TensorView& x, con
                         bool output_needed) const {
   Backend& be = m.backend();
   const MlpParams p(m.params(), layer);
-  const LayerActivations& a = m.activations().layer(layer);
+  const MlpActivations a(m.activations(), layer);
   // Rows of [gate | up] from one GEMM; the backward needs them and silu(gate) ⊙ up.
   be.linear_forward(x, m.param_group(p.gate_proj, p.up_proj), m.act(a.gate_up));
   be.swiglu_forward(m.act(a.gate_up), m.act(a.act));
@@ -42,8 +61,8 @@ void SwiGluMlp::backward(const ModelViews& m, int layer, const TensorView& d_out
                          const TensorView& x, const TensorView& d_x) const {
   Backend& be = m.backend();
   const MlpParams p(m.params(), layer);
-  const LayerActivations& a = m.activations().layer(layer);
-  const TensorView d_act = m.act(m.activations().model().d_act), gate_up = m.act(a.gate_up);
+  const MlpActivations a(m.activations(), layer);
+  const TensorView d_act = m.act(a.d_act), gate_up = m.act(a.gate_up);
   be.linear_backward(d_out, m.act(a.act), m.param(p.down_proj), &d_act, false, m.grad(p.down_proj));
   // [gate | up] rows become their gradient in place, then one GEMM pair over the adjacent weights.
   be.swiglu_backward(d_act, gate_up, gate_up);

@@ -7,6 +7,7 @@ namespace qwen3 {
 class SwiGluMlp final : public ResidualBranch {
  public:
   void declare_params(ParamDeclarer& layer, const ModelConfig& config) const override;
+  void declare_activations(ActivationDeclarer& layer, const ModelConfig& config) const override;
   void forward(const ModelViews& m, int layer, const TensorView& x, const TensorView& out,
                bool output_needed) const override;
   void backward(const ModelViews& m, int layer, const TensorView& d_out, const TensorView& x,
