@@ -68,7 +68,7 @@ int ActivationDeclarer::scratch(const std::string& name, DType dtype, Shape shap
   return index;
 }
 
-int ActivationLayout::index(int layer, const std::string& name) const {
+int ActivationLayout::index(int layer, std::string_view name) const {
   QWEN3_CHECK(layer >= 0 && layer < static_cast<int>(layer_entries_.size()),
               "no layer {} among the activations' {}", layer, layer_entries_.size());
   const auto& entries = layer_entries_[static_cast<size_t>(layer)];
@@ -77,7 +77,7 @@ int ActivationLayout::index(int layer, const std::string& name) const {
   return it->second;
 }
 
-int ActivationLayout::scratch(const std::string& name) const {
+int ActivationLayout::scratch(std::string_view name) const {
   const auto it = scratch_entries_.find(name);
   QWEN3_CHECK(it != scratch_entries_.end(), "no layer declared the scratch tensor '{}'", name);
   return it->second;
@@ -85,15 +85,14 @@ int ActivationLayout::scratch(const std::string& name) const {
 
 int ActivationLayout::add_once(const std::string& name, DType dtype, Shape shape,
                                ActivationRole role, bool in_layer) {
-  for (size_t i = 0; i < entries_.size(); ++i)
-    if (entries_[i].name == name) {
-      QWEN3_CHECK(entries_[i].dtype == dtype && entries_[i].shape == shape,
-                  "activation '{}' declared twice, as {} {} and as {} {}", name,
-                  dtype_name(entries_[i].dtype), entries_[i].shape.str(), dtype_name(dtype),
-                  shape.str());
-      return static_cast<int>(i);
-    }
-  return add(name, dtype, shape, role, in_layer);
+  const auto it = once_entries_.find(name);
+  if (it == once_entries_.end())
+    return once_entries_[name] = add(name, dtype, shape, role, in_layer);
+  const ActivationEntry& e = entries_[static_cast<size_t>(it->second)];
+  QWEN3_CHECK(e.dtype == dtype && e.shape == shape,
+              "activation '{}' declared twice, as {} {} and as {} {}", name, dtype_name(e.dtype),
+              e.shape.str(), dtype_name(dtype), shape.str());
+  return it->second;
 }
 
 int ActivationLayout::add(const std::string& name, DType dtype, Shape shape, ActivationRole role,

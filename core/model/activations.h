@@ -4,6 +4,7 @@
 // estimates of --describe, so the two cannot disagree.
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/model/config.h"
@@ -113,8 +114,8 @@ class ActivationLayout {
   const LayerActivations& layer(int i) const { return layers_[i]; }
   // Layer `layer`'s activation `name` as its branch declared it ("qkv"); a scratch tensor by
   // name ("d_qkv"). Throw naming what is missing.
-  int index(int layer, const std::string& name) const;
-  int scratch(const std::string& name) const;
+  int index(int layer, std::string_view name) const;
+  int scratch(std::string_view name) const;
   // Rows of the logits buffer: the micro-batch's tokens, or one head chunk.
   int64_t logits_rows() const { return entries_[model_.logits].shape[0]; }
   const ModelActivations& model() const { return model_; }
@@ -133,8 +134,11 @@ class ActivationLayout {
   std::vector<ActivationEntry> entries_;
   std::vector<bool> in_layer_;
   std::vector<LayerActivations> layers_;
-  std::vector<std::map<std::string, int>> layer_entries_;  // per layer: a branch's name -> index
-  std::map<std::string, int> scratch_entries_;
+  // Transparent maps: found by string_view, with no string made.
+  using NameIndex = std::map<std::string, int, std::less<>>;
+  std::vector<NameIndex> layer_entries_;  // per layer: a branch's name -> index
+  NameIndex scratch_entries_;
+  NameIndex once_entries_;  // what add_once made, by full name
   ModelActivations model_{};
   size_t total_bytes_ = 0;
 };

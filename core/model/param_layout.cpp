@@ -7,8 +7,7 @@ namespace qwen3 {
 
 namespace {
 
-// The attributes of the decoder's own tensors: norm weights, the embedding and the head.
-constexpr ParamAttributes kNorm = kNormWeight;
+// The attributes of the decoder's head (its norms are kNormWeight's).
 constexpr ParamAttributes kHead{InitRule::Normal, FlopRole::Matmul, false};
 // The embedding's lookup is no product; as the tied head it is one.
 constexpr ParamAttributes embedding_attributes(bool tied) {
@@ -28,14 +27,15 @@ ParamLayout::ParamLayout(const ModelConfig& c) : tied_(c.tie_word_embeddings) {
     components_.emplace_back();
     ParamDeclarer layer(*this, l);
     LayerParams lp;
-    lp.input_layernorm = layer.add("input_layernorm", ParamKind::Norm, kNorm, {d});
+    lp.input_layernorm = layer.add("input_layernorm", ParamKind::Norm, kNormWeight, {d});
     make_mixer(c, l)->declare_params(layer, c);
     lp.post_attention_layernorm =
-        layer.add("post_attention_layernorm", ParamKind::Norm, kNorm, {d});
+        layer.add("post_attention_layernorm", ParamKind::Norm, kNormWeight, {d});
     make_mlp(c, l)->declare_params(layer, c);
     layers_.push_back(lp);
   }
-  final_norm_ = add("model.norm.weight", "model.norm.weight", -1, ParamKind::Norm, kNorm, {d});
+  final_norm_ =
+      add("model.norm.weight", "model.norm.weight", -1, ParamKind::Norm, kNormWeight, {d});
   lm_head_ = tied_ ? embed_
                    : add("lm_head.weight", "lm_head.weight", -1, ParamKind::Linear, kHead,
                          {c.vocab_size, d});
@@ -50,7 +50,7 @@ int ParamDeclarer::add(const std::string& component, ParamKind kind,
   return index;
 }
 
-int ParamLayout::index(int layer, const std::string& component) const {
+int ParamLayout::index(int layer, std::string_view component) const {
   QWEN3_CHECK(layer >= 0 && layer < static_cast<int>(components_.size()),
               "the model has no layer {} (it has {})", layer, components_.size());
   const auto& components = components_[static_cast<size_t>(layer)];

@@ -4,6 +4,7 @@
 // Sharding, checkpointing and communication all become slicing of these buffers.
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/model/config.h"
@@ -89,7 +90,7 @@ class ParamLayout {
   const LayerParams& layer(int i) const { return layers_[i]; }
   // The index of layer `layer`'s tensor `component` ("self_attn.q_proj"); throws, naming both,
   // when the layer has none.
-  int index(int layer, const std::string& component) const;
+  int index(int layer, std::string_view component) const;
   // First element of layer i's tensors, which are contiguous and start with its input norm.
   int64_t layer_begin(int i) const { return entries_[layers_[i].input_layernorm].offset; }
   int embed_tokens() const { return embed_; }
@@ -112,7 +113,8 @@ class ParamLayout {
 
   std::vector<ParamEntry> entries_;
   std::vector<LayerParams> layers_;
-  std::vector<std::map<std::string, int>> components_;  // per layer: component -> index
+  // per layer: component -> index (transparent: found by string_view, with no string made)
+  std::vector<std::map<std::string, int, std::less<>>> components_;
   int embed_ = -1, final_norm_ = -1, lm_head_ = -1;
   bool tied_ = true;
   int64_t flat_size_ = 0;
